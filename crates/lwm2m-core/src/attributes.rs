@@ -1,0 +1,1 @@
+//! LwM2M attributes (digest §2).

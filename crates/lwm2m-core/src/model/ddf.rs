@@ -1,0 +1,1 @@
+//! OMA DDF XML loader.
