@@ -1,1 +1,40 @@
-fn main() {}
+//! `lwm2m`: one binary for the LwM2M server, bootstrap server, client, codec tools and benchmarks.
+#![forbid(unsafe_code)]
+
+mod codec;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// lwm2m-rs: an OMA LightweightM2M 1.1 stack.
+///
+/// Today this binary offers the `codec` tools; the server, bootstrap server, client and bench
+/// subcommands arrive with their issues (see README.md).
+#[derive(Parser, Debug)]
+#[command(name = "lwm2m", version, about, long_about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Encode and decode LwM2M payloads in every 1.1 content format.
+    Codec(codec::CodecArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Codec(args) => codec::run(args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            // One line: the cause chain joined, so scripts can show it as is.
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -193,7 +193,9 @@ impl Value {
             (Value::Integer(v) | Value::Time(v), DataType::Float) => Ok(Value::Float(v as f64)),
             (Value::UnsignedInteger(v), DataType::Float) => Ok(Value::Float(v as f64)),
             (Value::Float(f), DataType::Integer | DataType::Time) => {
-                if f.fract() != 0.0 || !f.is_finite() || f < -9.223_372_036_854_776e18 || f >= 9.223_372_036_854_776e18
+                if f.fract() != 0.0
+                    || !f.is_finite()
+                    || !(-9.223_372_036_854_776e18..9.223_372_036_854_776e18).contains(&f)
                 {
                     return Err(ValueError::OutOfRange { target });
                 }
@@ -205,7 +207,7 @@ impl Value {
                 })
             }
             (Value::Float(f), DataType::UnsignedInteger) => {
-                if f.fract() != 0.0 || !f.is_finite() || f < 0.0 || f >= 1.844_674_407_370_955_2e19 {
+                if f.fract() != 0.0 || !f.is_finite() || !(0.0..1.844_674_407_370_955_2e19).contains(&f) {
                     return Err(ValueError::OutOfRange { target });
                 }
                 Ok(Value::UnsignedInteger(f as u64))
