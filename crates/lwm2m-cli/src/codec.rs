@@ -96,7 +96,9 @@ pub fn run(args: CodecArgs) -> Result<()> {
 fn load_models(common: &Common) -> Result<ModelRegistry> {
     let mut models = ModelRegistry::builtin();
     if let Some(dir) = &common.model_dir {
-        models.load_dir(dir).with_context(|| format!("loading object models from {}", dir.display()))?;
+        models
+            .load_dir(dir)
+            .with_context(|| format!("loading object models from {}", dir.display()))?;
     }
     Ok(models)
 }
@@ -135,7 +137,10 @@ pub fn decode(format: ContentFormat, path: &Path, payload: &[u8], models: &dyn M
     }
     let recs: Vec<Record> = if records || (path.is_root() && format.is_record_based()) {
         if !format.is_record_based() {
-            bail!("--records needs a record format (senml-json, senml-cbor, lwm2m-json), not {}", format.name());
+            bail!(
+                "--records needs a record format (senml-json, senml-cbor, lwm2m-json), not {}",
+                format.name()
+            );
         }
         let recs = format::decode_records(format, path, payload, models)?;
         if let Some(r) = recs.iter().find(|r| !path.starts(&r.path)) {
@@ -143,7 +148,10 @@ pub fn decode(format: ContentFormat, path: &Path, payload: &[u8], models: &dyn M
         }
         recs
     } else if path.is_root() {
-        bail!("{} needs a target path: pass --path /o, /o/i, /o/i/r or /o/i/r/ri", format.name());
+        bail!(
+            "{} needs a target path: pass --path /o, /o/i, /o/i/r or /o/i/r/ri",
+            format.name()
+        );
     } else {
         format::decode(format, path, payload, models)?.to_records(path)
     };
@@ -165,7 +173,10 @@ pub fn decode(format: ContentFormat, path: &Path, payload: &[u8], models: &dyn M
     let mut map = Map::new();
     for r in &recs {
         if map.insert(r.path.to_string(), value_to_json(&r.value)).is_some() {
-            bail!("{} has several (timestamped) values; pass --records to list them all", r.path);
+            bail!(
+                "{} has several (timestamped) values; pass --records to list them all",
+                r.path
+            );
         }
     }
     Ok(Json::Object(map))
@@ -185,7 +196,10 @@ pub fn value_to_json(v: &Value) -> Json {
         Value::Boolean(b) => Json::Bool(*b),
         Value::Opaque(b) => {
             let mut m = Map::new();
-            m.insert("base64".into(), Json::String(base64::engine::general_purpose::STANDARD.encode(b)));
+            m.insert(
+                "base64".into(),
+                Json::String(base64::engine::general_purpose::STANDARD.encode(b)),
+            );
             Json::Object(m)
         }
         Value::Objlnk(l) => Json::String(l.to_string()),
@@ -202,12 +216,17 @@ pub fn json_to_value(path: &Path, j: &Json, ty: Option<DataType>) -> Result<Valu
             } else if let Some(u) = n.as_u64() {
                 Value::UnsignedInteger(u)
             } else {
-                Value::Float(n.as_f64().ok_or_else(|| anyhow!("{path}: number {n} is out of range"))?)
+                Value::Float(
+                    n.as_f64()
+                        .ok_or_else(|| anyhow!("{path}: number {n} is out of range"))?,
+                )
             }
         }
         Json::String(s) => Value::String(s.clone()),
         Json::Object(m) if m.len() == 1 && m.contains_key("base64") => {
-            let s = m["base64"].as_str().ok_or_else(|| anyhow!("{path}: \"base64\" must be a string"))?;
+            let s = m["base64"]
+                .as_str()
+                .ok_or_else(|| anyhow!("{path}: \"base64\" must be a string"))?;
             let bytes = base64::engine::general_purpose::STANDARD
                 .decode(s)
                 .map_err(|e| anyhow!("{path}: invalid base64 ({e})"))?;
@@ -225,7 +244,9 @@ pub fn json_to_value(path: &Path, j: &Json, ty: Option<DataType>) -> Result<Valu
 
 /// Encodes the codec JSON form in `format` at `path`.
 pub fn encode(format: ContentFormat, path: &Path, json: &Json, models: &dyn Models) -> Result<Vec<u8>> {
-    let obj = json.as_object().ok_or_else(|| anyhow!("input must be a JSON object mapping paths to values"))?;
+    let obj = json
+        .as_object()
+        .ok_or_else(|| anyhow!("input must be a JSON object mapping paths to values"))?;
     if format == ContentFormat::Link {
         let mut links = Vec::new();
         for (target, params) in obj {
@@ -240,9 +261,15 @@ pub fn encode(format: ContentFormat, path: &Path, json: &Json, models: &dyn Mode
                     Json::Number(n) => Some(n.to_string()),
                     other => bail!("link {target}: parameter {name} must be a string, number or null, not {other}"),
                 };
-                ps.push(link::LinkParam { name: name.clone(), value });
+                ps.push(link::LinkParam {
+                    name: name.clone(),
+                    value,
+                });
             }
-            links.push(link::Link { target: target.clone(), params: ps });
+            links.push(link::Link {
+                target: target.clone(),
+                params: ps,
+            });
         }
         return Ok(link::write(&links).into_bytes());
     }
@@ -261,7 +288,10 @@ pub fn encode(format: ContentFormat, path: &Path, json: &Json, models: &dyn Mode
     recs.sort_by_key(|r| r.path);
     if path.is_root() {
         if !format.is_record_based() {
-            bail!("{} needs a target path: pass --path /o, /o/i, /o/i/r or /o/i/r/ri", format.name());
+            bail!(
+                "{} needs a target path: pass --path /o, /o/i, /o/i/r or /o/i/r/ri",
+                format.name()
+            );
         }
         return Ok(format::encode_records(format, path, &recs)?);
     }
@@ -284,7 +314,10 @@ mod tests {
     #[test]
     fn json_values() {
         let p = Path::resource(3, 0, 9);
-        assert_eq!(json_to_value(&p, &serde_json::json!(5), Some(DataType::Float)).unwrap(), Value::Float(5.0));
+        assert_eq!(
+            json_to_value(&p, &serde_json::json!(5), Some(DataType::Float)).unwrap(),
+            Value::Float(5.0)
+        );
         assert_eq!(
             json_to_value(&p, &serde_json::json!("3:1"), Some(DataType::Objlnk)).unwrap(),
             Value::Objlnk(lwm2m_core::ObjLink::new(3, 1))
@@ -295,6 +328,9 @@ mod tests {
         );
         assert!(json_to_value(&p, &serde_json::json!([1]), None).is_err());
         assert!(json_to_value(&p, &serde_json::json!(-1), Some(DataType::UnsignedInteger)).is_err());
-        assert_eq!(value_to_json(&Value::Opaque(vec![1, 2, 3])), serde_json::json!({"base64": "AQID"}));
+        assert_eq!(
+            value_to_json(&Value::Opaque(vec![1, 2, 3])),
+            serde_json::json!({"base64": "AQID"})
+        );
     }
 }

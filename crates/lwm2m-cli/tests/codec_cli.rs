@@ -34,7 +34,10 @@ C80209333435303030313233C303312E30\
 #[test]
 fn decode_tlv_device_instance() {
     let hex = DEVICE_TLV.replace(' ', "");
-    let json = ok_json(lwm2m(&["codec", "decode", "--format", "tlv", "--path", "/3/0", "--hex", &hex], b""));
+    let json = ok_json(lwm2m(
+        &["codec", "decode", "--format", "tlv", "--path", "/3/0", "--hex", &hex],
+        b"",
+    ));
     assert_eq!(json["/3/0/0"], "Open Mobile Alliance");
     assert_eq!(json["/3/0/1"], "Lightweight M2M Client");
     assert_eq!(json["/3/0/6/1"], 5);
@@ -56,8 +59,14 @@ fn every_value_format_round_trips_through_the_cli() {
     });
     let text = input.to_string();
     for f in ["tlv", "senml-json", "senml-cbor", "lwm2m-json"] {
-        let hex = ok_text(lwm2m(&["codec", "encode", "--format", f, "--path", "/3/0"], text.as_bytes()));
-        let back = ok_json(lwm2m(&["codec", "decode", "--format", f, "--path", "/3/0", "--hex", &hex], b""));
+        let hex = ok_text(lwm2m(
+            &["codec", "encode", "--format", f, "--path", "/3/0"],
+            text.as_bytes(),
+        ));
+        let back = ok_json(lwm2m(
+            &["codec", "decode", "--format", f, "--path", "/3/0", "--hex", &hex],
+            b"",
+        ));
         assert_eq!(back, input, "format {f}");
     }
 }
@@ -66,17 +75,35 @@ fn every_value_format_round_trips_through_the_cli() {
 fn single_value_formats_and_resource_instances() {
     // DSE-001: one instance of a multi-instance resource, in every format that carries one value.
     for f in ["text", "cbor", "tlv", "senml-json", "senml-cbor", "lwm2m-json"] {
-        let hex = ok_text(lwm2m(&["codec", "encode", "-f", f, "-p", "/3/0/7/1"], br#"{"/3/0/7/1": 5000}"#));
-        let back = ok_json(lwm2m(&["codec", "decode", "-f", f, "-p", "/3/0/7/1", "--hex", &hex], b""));
+        let hex = ok_text(lwm2m(
+            &["codec", "encode", "-f", f, "-p", "/3/0/7/1"],
+            br#"{"/3/0/7/1": 5000}"#,
+        ));
+        let back = ok_json(lwm2m(
+            &["codec", "decode", "-f", f, "-p", "/3/0/7/1", "--hex", &hex],
+            b"",
+        ));
         assert_eq!(back, serde_json::json!({"/3/0/7/1": 5000}), "format {f}");
     }
     // Text: battery level 100 is the ASCII "100".
-    assert_eq!(ok_text(lwm2m(&["codec", "encode", "-f", "text", "-p", "/3/0/9"], br#"{"/3/0/9": 100}"#)), "313030");
+    assert_eq!(
+        ok_text(lwm2m(
+            &["codec", "encode", "-f", "text", "-p", "/3/0/9"],
+            br#"{"/3/0/9": 100}"#
+        )),
+        "313030"
+    );
     // Opaque: raw bytes from stdin.
-    let json = ok_json(lwm2m(&["codec", "decode", "-f", "opaque", "-p", "/5/0/0"], &[1, 2, 3, 4, 5]));
+    let json = ok_json(lwm2m(
+        &["codec", "decode", "-f", "opaque", "-p", "/5/0/0"],
+        &[1, 2, 3, 4, 5],
+    ));
     assert_eq!(json, serde_json::json!({"/5/0/0": {"base64": "AQIDBAU="}}));
     // Objlnk as "O:I" in SenML (vlo).
-    let hex = ok_text(lwm2m(&["codec", "encode", "-f", "senml-json", "-p", "/2/0/0"], br#"{"/2/0/0": 3}"#));
+    let hex = ok_text(lwm2m(
+        &["codec", "encode", "-f", "senml-json", "-p", "/2/0/0"],
+        br#"{"/2/0/0": 3}"#,
+    ));
     assert!(!hex.is_empty());
 }
 
@@ -97,7 +124,10 @@ fn composite_senml_at_root_and_timestamps() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("--records"));
     // Composite content across objects at the root path.
     let input = serde_json::json!({"/1/0/1": 300, "/3/0/9": 87});
-    let hex = ok_text(lwm2m(&["codec", "encode", "-f", "senml-cbor"], input.to_string().as_bytes()));
+    let hex = ok_text(lwm2m(
+        &["codec", "encode", "-f", "senml-cbor"],
+        input.to_string().as_bytes(),
+    ));
     let back = ok_json(lwm2m(&["codec", "decode", "-f", "senml-cbor", "--hex", &hex], b""));
     assert_eq!(back, input);
 }
@@ -115,13 +145,19 @@ fn link_format() {
 #[test]
 fn bad_input_exits_non_zero_with_one_line() {
     let cases: &[(&[&str], &[u8])] = &[
-        (&["codec", "decode", "-f", "tlv", "-p", "/3/0", "--hex", "C8 00 14 4F"], b""),
+        (
+            &["codec", "decode", "-f", "tlv", "-p", "/3/0", "--hex", "C8 00 14 4F"],
+            b"",
+        ),
         (&["codec", "decode", "-f", "tlv", "-p", "/3/0", "--hex", "zz"], b""),
         (&["codec", "decode", "-f", "senml-json", "-p", "/3/0"], b"[{\"n\":"),
         (&["codec", "decode", "-f", "text", "-p", "/3/0/9"], b"abc"),
         (&["codec", "encode", "-f", "tlv", "-p", "/3/0"], b"not json"),
         (&["codec", "encode", "-f", "tlv", "-p", "/3/0"], br#"{"/4/0/1": 1}"#),
-        (&["codec", "encode", "-f", "text", "-p", "/3/0/9"], br#"{"/3/0/9": "many"}"#),
+        (
+            &["codec", "encode", "-f", "text", "-p", "/3/0/9"],
+            br#"{"/3/0/9": "many"}"#,
+        ),
         (&["codec", "decode", "-f", "bogus", "-p", "/3/0"], b""),
         (&["codec", "decode", "-f", "tlv", "-p", "/3/x"], b""),
     ];
@@ -152,7 +188,16 @@ fn extra_models_from_a_directory() {
     )
     .unwrap();
     // 4 bytes in TLV: without the model this is Opaque; with it, a binary32 float.
-    let args = ["codec", "decode", "-f", "tlv", "-p", "/40000/0/1", "--hex", "C4 01 40 49 0F D0"];
+    let args = [
+        "codec",
+        "decode",
+        "-f",
+        "tlv",
+        "-p",
+        "/40000/0/1",
+        "--hex",
+        "C4 01 40 49 0F D0",
+    ];
     let plain = ok_json(lwm2m(&args, b""));
     assert_eq!(plain["/40000/0/1"]["base64"], "QEkP0A==");
     let dir_s = dir.to_str().unwrap();
