@@ -25,9 +25,10 @@ if [ "$FUZZ_SECONDS" != "0" ]; then
         (cd fuzz && cargo fuzz build -s none -O --quiet)
         for t in $(cd fuzz && cargo fuzz list); do
             mkdir -p "fuzz/corpus/$t"
+            seeds=""; [ -d "fuzz/seeds/$t" ] && seeds="seeds/$t"
             log="fuzz/artifacts/$t.log"
             mkdir -p fuzz/artifacts
-            if (cd fuzz && cargo fuzz run -s none -O "$t" -- -max_total_time="$FUZZ_SECONDS" -rss_limit_mb=2048) >"$log" 2>&1; then
+            if (cd fuzz && cargo fuzz run -s none -O "$t" "corpus/$t" $seeds -- -max_total_time="$FUZZ_SECONDS" -rss_limit_mb=2048) >"$log" 2>&1; then
                 echo "fuzz $t: $(grep -E '^Done [0-9]+ runs' "$log" | tail -1)"
             else
                 tail -40 "$log"; echo "fuzz target $t FAILED (log: $log)"; exit 1

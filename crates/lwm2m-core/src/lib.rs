@@ -7,6 +7,19 @@
 //! * [`format`]: encoders and decoders for every LwM2M 1.1 content format.
 //! * [`attributes`]: notification and property attributes (`pmin`, `gt`, `dim`, ...).
 //!
+//! ```
+//! use lwm2m_core::format::{self, ContentFormat};
+//! use lwm2m_core::model::ModelRegistry;
+//! use lwm2m_core::path::Path;
+//!
+//! let models = ModelRegistry::builtin();
+//! let path: Path = "/3/0/9".parse()?;
+//! let node = format::decode(ContentFormat::Tlv, &path, &[0xC1, 0x09, 0x64], &models)?;
+//! let senml = format::encode(ContentFormat::SenmlJson, &path, &node)?;
+//! assert_eq!(senml, br#"[{"bn":"/3/0/9","v":100}]"#);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
 //! No IO and no async here: every function is a pure transformation, so the crate can be
 //! fuzzed and property-tested exhaustively.
 #![forbid(unsafe_code)]
