@@ -1,2 +1,8 @@
-//! lwm2m-client: skeleton until its issue lands (see ARCHITECTURE.md).
+//! lwm2m-client: the LwM2M 1.1 client library.
+//!
+//! - [`registration`]: the sans-IO registration engine (LwM2M 1.1 registration procedures: priority order,
+//!   initial delay, failure block, retry/sequence timers with back-off, bootstrap fall-back, lifetime updates,
+//!   triggers and Disable).
 #![forbid(unsafe_code)]
+
+pub mod registration;

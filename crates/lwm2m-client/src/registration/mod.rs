@@ -1,0 +1,1 @@
+//! Registration engine (in progress).
