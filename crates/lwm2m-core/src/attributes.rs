@@ -683,17 +683,7 @@ mod tests {
     }
 
     fn resource(data_type: DataType, operations: Operations, multiple: bool) -> ResourceModel {
-        ResourceModel {
-            id: 7,
-            name: "test".into(),
-            operations,
-            multiple,
-            mandatory: false,
-            data_type,
-            range: String::new(),
-            units: String::new(),
-            description: String::new(),
-        }
+        ResourceModel::new(7, "test", operations, multiple, false, data_type)
     }
 
     #[test]

@@ -484,37 +484,16 @@ pub fn from_paths(paths: &[Path]) -> Vec<SenmlRecord> {
 /// not exist yet, and tests should not depend on the DDF files anyway).
 #[cfg(test)]
 pub(crate) mod test_models {
-    use std::collections::BTreeMap;
 
     use crate::model::{ModelRegistry, ObjectModel, Operations, ResourceModel, Version};
     use crate::value::DataType;
 
     fn res(id: u16, multiple: bool, data_type: DataType) -> ResourceModel {
-        ResourceModel {
-            id,
-            name: format!("R{id}"),
-            operations: Operations::RW,
-            multiple,
-            mandatory: false,
-            data_type,
-            range: String::new(),
-            units: String::new(),
-            description: String::new(),
-        }
+        ResourceModel::new(id, format!("R{id}"), Operations::RW, multiple, false, data_type)
     }
 
     fn obj(id: u16, resources: Vec<ResourceModel>) -> ObjectModel {
-        ObjectModel {
-            id,
-            name: format!("O{id}"),
-            description: String::new(),
-            version: Version::V1_0,
-            lwm2m_version: Version::V1_0,
-            urn: format!("urn:oma:lwm2m:x:{id}"),
-            multiple: true,
-            mandatory: false,
-            resources: resources.into_iter().map(|r| (r.id, r)).collect::<BTreeMap<_, _>>(),
-        }
+        ObjectModel::new(id, format!("O{id}"), Version::V1_0, true, resources)
     }
 
     /// The test object: resource `t` (0..=8) is single of type `TYPES[t]`, resource `10 + t` is

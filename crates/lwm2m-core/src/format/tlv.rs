@@ -776,31 +776,11 @@ mod tests {
     use proptest::prelude::*;
 
     fn res(id: u16, data_type: DataType, multiple: bool) -> ResourceModel {
-        ResourceModel {
-            id,
-            name: format!("r{id}"),
-            operations: Operations::RW,
-            multiple,
-            mandatory: false,
-            data_type,
-            range: String::new(),
-            units: String::new(),
-            description: String::new(),
-        }
+        ResourceModel::new(id, format!("r{id}"), Operations::RW, multiple, false, data_type)
     }
 
     fn object(id: u16, resources: Vec<ResourceModel>) -> ObjectModel {
-        ObjectModel {
-            id,
-            name: format!("o{id}"),
-            description: String::new(),
-            version: Version::V1_0,
-            lwm2m_version: Version::V1_0,
-            urn: format!("urn:oma:lwm2m:x:{id}"),
-            multiple: true,
-            mandatory: false,
-            resources: resources.into_iter().map(|r| (r.id, r)).collect(),
-        }
+        ObjectModel::new(id, format!("o{id}"), Version::V1_0, true, resources)
     }
 
     /// Hand-built models for the digest examples: Device (3), Server (1), Access Control (2)

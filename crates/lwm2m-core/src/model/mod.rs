@@ -160,7 +160,57 @@ pub struct ObjectModel {
     pub resources: BTreeMap<u16, ResourceModel>,
 }
 
+impl ResourceModel {
+    /// A resource definition built in code (for objects defined without a DDF file).
+    pub fn new(
+        id: u16,
+        name: impl Into<String>,
+        operations: Operations,
+        multiple: bool,
+        mandatory: bool,
+        data_type: DataType,
+    ) -> ResourceModel {
+        ResourceModel {
+            id,
+            name: name.into(),
+            operations,
+            multiple,
+            mandatory,
+            data_type,
+            range: String::new(),
+            units: String::new(),
+            description: String::new(),
+        }
+    }
+}
+
 impl ObjectModel {
+    /// An optional object definition built in code, for LwM2M 1.1, with the URN `urn:oma:lwm2m:x:ID[:VER]`.
+    pub fn new(
+        id: u16,
+        name: impl Into<String>,
+        version: Version,
+        multiple: bool,
+        resources: impl IntoIterator<Item = ResourceModel>,
+    ) -> ObjectModel {
+        let urn = if version == Version::V1_0 {
+            format!("urn:oma:lwm2m:x:{id}")
+        } else {
+            format!("urn:oma:lwm2m:x:{id}:{version}")
+        };
+        ObjectModel {
+            id,
+            name: name.into(),
+            description: String::new(),
+            version,
+            lwm2m_version: Version::V1_1,
+            urn,
+            multiple,
+            mandatory: false,
+            resources: resources.into_iter().map(|r| (r.id, r)).collect(),
+        }
+    }
+
     pub fn resource(&self, id: u16) -> Option<&ResourceModel> {
         self.resources.get(&id)
     }
