@@ -1,2 +1,7 @@
-//! lwm2m-server: skeleton until its issue lands (see ARCHITECTURE.md).
+//! lwm2m-server: the LwM2M 1.1 server role.
+//!
+//! - [`registration`]: parsing and validation of Register, Update and De-register requests (digest §4.1, §4.2)
+//!   with the CoAP error code each failure maps to.
 #![forbid(unsafe_code)]
+
+pub mod registration;
