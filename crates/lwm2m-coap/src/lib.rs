@@ -5,9 +5,12 @@
 //!   typed [`MessageError`] naming the byte offset and reason; none panics on input.
 //! - [`endpoint`]: a sans-IO CoAP/UDP endpoint ([`Endpoint`]) acting as client and server on one socket: CON
 //!   retransmission, piggybacked and separate responses, deduplication with cached replies, token matching,
-//!   NSTART queueing and observe notification matching. It is driven with explicit [`Timestamp`]s.
+//!   NSTART queueing, Observe (RFC 7641) on both sides and transparent block-wise transfers (RFC 7959). It is
+//!   driven with explicit [`Timestamp`]s.
 //! - [`sim`]: a deterministic lossy network and virtual clock for testing endpoints without sleeping.
 //! - [`time`]: the [`Timestamp`] type.
+//! - [`transport`]: tokio drivers; `UdpEndpoint` runs an endpoint on one UDP socket for all peers (feature `udp`,
+//!   on by default).
 //!
 //! Quick tour:
 //!
@@ -36,10 +39,16 @@ pub mod endpoint;
 pub mod message;
 pub mod sim;
 pub mod time;
+pub mod transport;
 
 pub use endpoint::{
-    Endpoint, EndpointConfig, EndpointError, Event, RandomSource, RequestId, ResponderId, SplitMix64, Stats, Transmit,
+    BlockwiseError, CancelReason, Endpoint, EndpointConfig, EndpointError, Event, RandomSource, RequestId, ResponderId,
+    SplitMix64, Stats, Transmit,
 };
 pub use message::tcp::{decode_frame, decode_frame_with_limit, encode_frame, TcpMessage};
 pub use message::{Block, Code, Message, MessageError, MessageType, Options, Token};
 pub use time::Timestamp;
+#[cfg(feature = "udp")]
+pub use transport::udp::{
+    Delivery, DriverConfig, DriverStats, Incoming, IncomingRequest, Observation, RequestError, UdpEndpoint, UdpHandle,
+};

@@ -290,6 +290,40 @@ impl Sim {
         self.flush();
     }
 
+    /// Send a notification from `from` to `to` now (see [`Endpoint::send_notification`]).
+    pub fn send_notification(
+        &mut self,
+        from: SocketAddr,
+        to: SocketAddr,
+        message: Message,
+    ) -> Result<crate::endpoint::RequestId, crate::endpoint::EndpointError> {
+        let now = self.now();
+        let r = self.endpoint(from).send_notification(now, to, message);
+        self.flush();
+        r
+    }
+
+    /// Cancel the observation `id` of the endpoint at `at` actively now (see [`Endpoint::cancel_observe`]).
+    pub fn cancel_observe(
+        &mut self,
+        at: SocketAddr,
+        id: crate::endpoint::RequestId,
+    ) -> Option<crate::endpoint::RequestId> {
+        let now = self.now();
+        let r = self.endpoint(at).cancel_observe(now, id);
+        self.flush();
+        r
+    }
+
+    /// The events collected so far at the endpoint `addr`, in order.
+    pub fn events_at(&self, addr: SocketAddr) -> Vec<Event> {
+        self.events
+            .iter()
+            .filter(|(_, a, _)| *a == addr)
+            .map(|(_, _, e)| e.clone())
+            .collect()
+    }
+
     /// Move transmits from all endpoints into the network and collect events (running handlers).
     pub fn flush(&mut self) {
         let now = self.now();

@@ -24,7 +24,28 @@
 //!   messages get an RST when their Message ID can be read; other malformed input is dropped and counted.
 //! - Requests with an unrecognised or malformed critical option are answered 4.02 Bad Option without being
 //!   shown to the application.
+//!
+//! Observe (RFC 7641):
+//! - Observer: a GET/FETCH with Observe=0 sent with [`Endpoint::send_request`] keeps its token alive when the
+//!   response carries Observe; later notifications become [`Event::Notification`] after the §3.4 freshness
+//!   check (stale or reordered ones are ACKed but dropped). [`Endpoint::cancel_observe`] cancels actively,
+//!   [`Endpoint::cancel_observation`] passively (the next notification gets RST).
+//! - Observed: answering a GET/FETCH with Observe=0 with a 2.xx response that carries Observe registers the
+//!   observer; [`Endpoint::send_notification`] then numbers notifications (24-bit, wrapping) unless the
+//!   application sets Observe, upgrades a NON notification to CON when none was sent for
+//!   `notify_con_interval_ms`, and ends the observation with [`Event::ObservationCancelled`] on RST, CON
+//!   timeout or a GET/FETCH with Observe=1.
+//!
+//! Block-wise transfers (RFC 7959) are transparent to the application:
+//! - Requests with a payload above `block_size` go out as Block1 blocks, each waiting for 2.31 Continue (a
+//!   smaller size asked for by the server is honoured); responses with Block2 are fetched to the end and
+//!   delivered as one [`Event::Response`] (or [`Event::Notification`]). A changed ETag restarts the download.
+//! - Inbound Block1 uploads are reassembled per (peer, request options) and shown as one
+//!   [`Event::IncomingRequest`]; the endpoint answers 2.31, 4.08 and 4.13 itself. Responses and notifications
+//!   above the block size are sent as Block2 block 0 and the rest is served from a cached copy.
 
+mod blockwise;
+mod observe;
 pub mod rng;
 
 use std::cmp::Reverse;
@@ -33,7 +54,12 @@ use std::net::SocketAddr;
 
 use thiserror::Error;
 
+pub use blockwise::BlockwiseError;
+pub use observe::CancelReason;
 pub use rng::{RandomSource, SplitMix64};
+
+use blockwise::{Block1Rx, Block2Cache, RespCtx, Transfer};
+use observe::{ClientObservation, ServerObservation};
 
 use crate::message::{Code, Message, MessageError, MessageType, Token};
 use crate::time::Timestamp;
@@ -58,6 +84,15 @@ pub struct EndpointConfig {
     pub response_timeout_ms: u64,
     /// Length of generated tokens, 1..=8 (8).
     pub token_len: usize,
+    /// Preferred block size for block-wise transfers (RFC 7959): 16..=1024 (1024). Other values are clamped
+    /// into that range and rounded down to a power of two.
+    pub block_size: usize,
+    /// Largest body reassembled from a Block1 upload or a Block2 download (8 MiB). Larger uploads are
+    /// answered 4.13 Request Entity Too Large with Size1; larger downloads fail.
+    pub max_body_size: usize,
+    /// RFC 7641 §4.5: an observation notified with NON messages gets a CON notification at least this often
+    /// (24 h in milliseconds).
+    pub notify_con_interval_ms: u64,
 }
 
 impl Default for EndpointConfig {
@@ -71,6 +106,9 @@ impl Default for EndpointConfig {
             non_lifetime_ms: 145_000,
             response_timeout_ms: 120_000,
             token_len: 8,
+            block_size: 1024,
+            max_body_size: 8 * 1024 * 1024,
+            notify_con_interval_ms: 24 * 60 * 60 * 1000,
         }
     }
 }
@@ -125,6 +163,20 @@ pub enum Event {
         peer: SocketAddr,
         reset: bool,
     },
+    /// An observation of one of our resources by `peer` (identified by its token) ended: the observer sent RST
+    /// to a notification, deregistered with Observe=1, or a CON notification was not acknowledged.
+    ObservationCancelled {
+        peer: SocketAddr,
+        token: Token,
+        reason: CancelReason,
+    },
+    /// A block-wise transfer for request `id` could not be completed (ETag kept changing, body too large, or
+    /// the peer's blocks did not fit together). No other event follows for `id`.
+    BlockwiseFailed {
+        id: RequestId,
+        peer: SocketAddr,
+        error: BlockwiseError,
+    },
 }
 
 /// Errors of the endpoint API.
@@ -149,6 +201,8 @@ pub struct Stats {
     pub retransmissions: u64,
     /// Responses, ACKs and RSTs that matched nothing.
     pub unmatched: u64,
+    /// Notifications dropped as stale or reordered (RFC 7641 §3.4).
+    pub stale_notifications: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -182,6 +236,8 @@ struct Exchange {
     counts_nstart: bool,
     state: ExState,
     generation: u32,
+    /// Block-wise progress of a request (None for plain requests, notifications and separate responses).
+    transfer: Option<Box<Transfer>>,
 }
 
 #[derive(Debug)]
@@ -198,6 +254,8 @@ struct Responder {
     mid: u16,
     token: Token,
     confirmable: bool,
+    /// What the endpoint needs of the request to post-process the response (observe, block-wise).
+    ctx: RespCtx,
 }
 
 #[derive(Debug, Default)]
@@ -217,7 +275,10 @@ pub struct Endpoint {
     exchanges: HashMap<u64, Exchange>,
     by_mid: HashMap<PeerKey<u16>, u64>,
     by_token: HashMap<PeerKey<Token>, u64>,
-    observations: HashMap<PeerKey<Token>, u64>,
+    observations: HashMap<PeerKey<Token>, ClientObservation>,
+    observers: HashMap<PeerKey<Token>, ServerObservation>,
+    block1_rx: HashMap<PeerKey<Vec<u8>>, Block1Rx>,
+    block2_cache: HashMap<PeerKey<Vec<u8>>, Block2Cache>,
     peers: HashMap<SocketAddr, PeerState>,
     dedup: HashMap<PeerKey<u16>, DedupEntry>,
     dedup_con: VecDeque<(Timestamp, PeerKey<u16>)>,
@@ -227,6 +288,8 @@ pub struct Endpoint {
     transmits: VecDeque<Transmit>,
     events: VecDeque<Event>,
     stats: Stats,
+    /// The latest time passed to any method (for work triggered by methods without a time argument).
+    last_now: Timestamp,
 }
 
 impl std::fmt::Debug for Endpoint {
@@ -262,6 +325,9 @@ impl Endpoint {
             by_mid: HashMap::new(),
             by_token: HashMap::new(),
             observations: HashMap::new(),
+            observers: HashMap::new(),
+            block1_rx: HashMap::new(),
+            block2_cache: HashMap::new(),
             peers: HashMap::new(),
             dedup: HashMap::new(),
             dedup_con: VecDeque::new(),
@@ -271,6 +337,7 @@ impl Endpoint {
             transmits: VecDeque::new(),
             events: VecDeque::new(),
             stats: Stats::default(),
+            last_now: Timestamp::ZERO,
         }
     }
 
@@ -294,7 +361,24 @@ impl Endpoint {
     /// Send a request (CON unless `request.mtype` is NON). A token is generated if the request has none; the
     /// Message ID is always assigned here. With `nstart` requests already outstanding to `peer`, the request
     /// is queued and sent when one completes.
-    pub fn send_request(&mut self, now: Timestamp, peer: SocketAddr, mut request: Message) -> RequestId {
+    ///
+    /// A payload larger than `block_size` is sent block-wise (Block1) unless the request already carries a
+    /// Block1 option; a response with Block2 is fetched to the end unless the request asked for a block
+    /// other than 0 itself. Either way exactly one [`Event::Response`], [`Event::Timeout`], [`Event::Reset`]
+    /// or [`Event::BlockwiseFailed`] follows, with the whole body and the request's token.
+    pub fn send_request(&mut self, now: Timestamp, peer: SocketAddr, request: Message) -> RequestId {
+        RequestId(self.submit(now, peer, request, None))
+    }
+
+    /// Queue or start a request exchange; `transfer` continues a block-wise transfer (notification fetches).
+    fn submit(
+        &mut self,
+        now: Timestamp,
+        peer: SocketAddr,
+        mut request: Message,
+        transfer: Option<Box<Transfer>>,
+    ) -> u64 {
+        self.last_now = self.last_now.max(now);
         request.mtype = if request.mtype == MessageType::Non {
             MessageType::Non
         } else {
@@ -305,6 +389,10 @@ impl Endpoint {
         }
         let id = self.alloc_id();
         let observe_register = matches!(request.code, Code::GET | Code::FETCH) && request.observe() == Some(0);
+        let (request, transfer) = match transfer {
+            Some(t) => (request, Some(t)),
+            None => self.maybe_start_upload(request),
+        };
         let token = request.token;
         self.exchanges.insert(
             id,
@@ -319,6 +407,7 @@ impl Endpoint {
                 counts_nstart: false,
                 state: ExState::Queued,
                 generation: 0,
+                transfer,
             },
         );
         self.by_token.insert((peer, token), id);
@@ -330,13 +419,20 @@ impl Endpoint {
         } else {
             ps.queue.push_back(id);
         }
-        RequestId(id)
+        id
     }
 
     /// Send a notification (or any other non-request message, e.g. a late response) to `peer` as CON or NON
     /// (per `message.mtype`; ACK/RST become CON). It must carry the observation's token. A CON notification
     /// yields [`Event::Delivered`], [`Event::Reset`] or [`Event::Timeout`]; a NON one yields [`Event::Reset`]
     /// if the peer rejects it within NON_LIFETIME, and nothing otherwise.
+    ///
+    /// For a registered observation (see [`Endpoint::respond`]) a 2.xx notification without Observe gets the
+    /// next sequence number (24 bits, wrapping; an Observe set by the application is kept and continued from),
+    /// a NON notification becomes CON if no CON was sent for `notify_con_interval_ms`, and a payload above the
+    /// negotiated block size is sent as Block2 block 0 with the rest served on request (RFC 7959 §3.4). A
+    /// non-2.xx notification ends the observation (RFC 7641 §4.2). RST or a CON timeout ends it too, with
+    /// [`Event::ObservationCancelled`] after the [`Event::Reset`] / [`Event::Timeout`].
     pub fn send_notification(
         &mut self,
         now: Timestamp,
@@ -346,9 +442,11 @@ impl Endpoint {
         if message.token.is_empty() {
             return Err(EndpointError::MissingToken);
         }
+        self.last_now = self.last_now.max(now);
         if message.mtype != MessageType::Non {
             message.mtype = MessageType::Con;
         }
+        let message = self.prepare_notification(now, peer, message);
         let id = self.alloc_id();
         self.insert_unqueued(now, id, Origin::Notification, peer, message);
         Ok(RequestId(id))
@@ -357,6 +455,7 @@ impl Endpoint {
     /// Abandon a request (queued or in flight) or notification without any further event. Later messages for
     /// it are treated as unmatched.
     pub fn cancel(&mut self, now: Timestamp, id: RequestId) {
+        self.last_now = self.last_now.max(now);
         if let Some(ex) = self.exchanges.get(&id.0) {
             if ex.state == ExState::Queued {
                 if let Some(ps) = self.peers.get_mut(&ex.peer) {
@@ -371,7 +470,15 @@ impl Endpoint {
     /// Stop accepting notifications of the observation established by request `id`; later notifications are
     /// answered with RST (the reactive cancellation of RFC 7641 §3.6).
     pub fn cancel_observation(&mut self, id: RequestId) {
-        self.observations.retain(|_, v| *v != id.0);
+        let keys: Vec<_> = self
+            .observations
+            .iter()
+            .filter(|(_, o)| o.id == id.0)
+            .map(|(k, _)| *k)
+            .collect();
+        for k in keys {
+            self.forget_observation(k);
+        }
     }
 
     // ------------------------------------------------------------------ inbound API
@@ -380,17 +487,27 @@ impl Endpoint {
     /// been acknowledged yet, the response is piggybacked on the ACK; if an empty ACK was already sent, it goes
     /// as a separate CON response (NON if `response.mtype` is NON) with retransmission; a NON request gets a NON
     /// response (CON if `response.mtype` is CON).
-    pub fn respond(
-        &mut self,
-        now: Timestamp,
-        responder: ResponderId,
-        mut response: Message,
-    ) -> Result<(), EndpointError> {
+    ///
+    /// A 2.xx response carrying Observe to a GET/FETCH with Observe=0 registers the peer as an observer of
+    /// this token (any other answer to such a request removes an existing registration). A payload above the
+    /// block size (or the smaller size the request asked for with Block2) is sent as Block2 block 0, with Size2
+    /// and an ETag (generated if the response has none, for 2.xx), and later blocks are served by the endpoint
+    /// from a copy kept for EXCHANGE_LIFETIME after the last access. A response that already carries Block2
+    /// is sent unchanged. The answer to a reassembled Block1 upload gets the final Block1 option added.
+    pub fn respond(&mut self, now: Timestamp, responder: ResponderId, response: Message) -> Result<(), EndpointError> {
         let r = self
             .responders
             .remove(&responder.0)
             .ok_or(EndpointError::UnknownResponder(responder))?;
+        self.last_now = self.last_now.max(now);
+        self.note_observe_response(now, &r, &response);
+        let mut response = self.prepare_block2(now, r.peer, &r.ctx, response);
         response.token = r.token;
+        if let Some(b1) = r.ctx.block1_ack {
+            if !response.options.contains(crate::message::opt::BLOCK1) {
+                response.set_block1(b1);
+            }
+        }
         let key = (r.peer, r.mid);
         let acked = self.dedup.get(&key).map(|e| e.acked).unwrap_or(false);
         if let Some(e) = self.dedup.get_mut(&key) {
@@ -442,7 +559,9 @@ impl Endpoint {
 
     /// Process one received datagram.
     pub fn handle_datagram(&mut self, now: Timestamp, peer: SocketAddr, bytes: &[u8]) {
+        self.last_now = self.last_now.max(now);
         self.purge_dedup(now);
+        self.purge_blocks(now);
         let msg = match Message::decode(bytes) {
             Ok(m) => m,
             Err(MessageError::UnsupportedVersion { .. }) | Err(MessageError::TooShort { .. }) => {
@@ -497,6 +616,7 @@ impl Endpoint {
             .into_iter()
             .flatten()
             .map(|(t, _)| *t)
+            .chain(self.block_deadline())
             .min();
         match (t, d) {
             (Some(a), Some(b)) => Some(a.min(b)),
@@ -506,7 +626,9 @@ impl Endpoint {
 
     /// Run every timer due at `now`: retransmissions, exchange failures, dedup expiry.
     pub fn handle_timeout(&mut self, now: Timestamp) {
+        self.last_now = self.last_now.max(now);
         self.purge_dedup(now);
+        self.purge_blocks(now);
         while let Some(Reverse((t, id, gen))) = self.timers.peek().copied() {
             if t > now {
                 break;
@@ -599,6 +721,7 @@ impl Endpoint {
                 counts_nstart: false,
                 state: ExState::Queued,
                 generation: 0,
+                transfer: None,
             },
         );
         self.start(now, id);
@@ -703,6 +826,17 @@ impl Endpoint {
     }
 
     fn fail(&mut self, ex: Exchange, id: u64, reset: bool) {
+        if let Some(t) = &ex.transfer {
+            if let Some(obs_id) = t.notify {
+                // A notification's remaining blocks could not be fetched: the next notification will do.
+                self.notify_fetch_done(ex.peer, t.original.token, obs_id, id, None);
+                return;
+            }
+            if t.registered {
+                // The registration response never completed: do not keep an observation the app never saw.
+                self.forget_observation((ex.peer, t.original.token));
+            }
+        }
         let ev = match (ex.origin, reset) {
             (Origin::Separate(responder), _) => Event::ResponseFailed {
                 responder,
@@ -713,6 +847,9 @@ impl Endpoint {
             (_, false) => Event::Timeout { id: RequestId(id) },
         };
         self.events.push_back(ev);
+        if ex.origin != Origin::Request {
+            self.end_observer_after_failure(ex.peer, ex.token, reset);
+        }
     }
 
     fn on_ack(&mut self, now: Timestamp, peer: SocketAddr, msg: Message) {
@@ -754,9 +891,35 @@ impl Endpoint {
     }
 
     fn complete_request(&mut self, now: Timestamp, id: u64, peer: SocketAddr, msg: Message) {
+        let (msg, done) = match self.client_block_step(now, id, peer, msg) {
+            blockwise::Step::Next(next) => {
+                self.continue_exchange(now, id, next);
+                return;
+            }
+            blockwise::Step::Failed(error) => {
+                if let Some(ex) = self.finish(now, id) {
+                    self.block_failed(ex, id, error);
+                }
+                return;
+            }
+            blockwise::Step::Final(m) => (m, false),
+            blockwise::Step::Done(m) => (m, true),
+        };
         let Some(ex) = self.finish(now, id) else { return };
-        if ex.observe_register && msg.code.is_success() && msg.observe().is_some() {
-            self.observations.insert((peer, ex.token), id);
+        let (template, registered) = match ex.transfer {
+            Some(t) => {
+                if let Some(obs_id) = t.notify {
+                    self.notify_fetch_done(peer, t.original.token, obs_id, id, done.then_some(msg));
+                    return;
+                }
+                (t.original, t.registered)
+            }
+            None => (ex.message, false),
+        };
+        if ex.observe_register && !registered && msg.code.is_success() {
+            if let Some(seq) = msg.observe() {
+                self.register_observation(now, peer, template.token, id, template, seq);
+            }
         }
         self.events.push_back(Event::Response {
             id: RequestId(id),
@@ -840,6 +1003,7 @@ impl Endpoint {
                 mid: msg.message_id,
                 token: msg.token,
                 confirmable: msg.mtype == MessageType::Con,
+                ctx: RespCtx::of(&msg),
             },
         );
         if let Some(e) = self.dedup.get_mut(&(peer, msg.message_id)) {
@@ -853,6 +1017,11 @@ impl Endpoint {
             let _ = self.respond(now, ResponderId(rid), resp);
             return;
         }
+        self.note_observe_request(peer, &msg);
+        let msg = match self.server_block_request(now, peer, rid, msg) {
+            Some(m) => m,
+            None => return,
+        };
         self.events.push_back(Event::IncomingRequest {
             peer,
             request: msg,
@@ -876,19 +1045,15 @@ impl Endpoint {
         if let Some(id) = waiting {
             reply = if con { Some(ack()) } else { None };
             self.remember(now, peer, &msg, reply.clone());
-            self.complete_request(now, id, peer, msg);
-        } else if let Some(&id) = self.observations.get(&key) {
+            if self.is_late_notification(id, &msg) {
+                self.stats.stale_notifications += 1;
+            } else {
+                self.complete_request(now, id, peer, msg);
+            }
+        } else if self.observations.contains_key(&key) {
             reply = if con { Some(ack()) } else { None };
             self.remember(now, peer, &msg, reply.clone());
-            // RFC 7641 §3.2: a notification that is not 2.xx, or lacks Observe, ends the observation.
-            if !msg.code.is_success() || msg.observe().is_none() {
-                self.observations.remove(&key);
-            }
-            self.events.push_back(Event::Notification {
-                id: RequestId(id),
-                peer,
-                message: msg,
-            });
+            self.on_notification(now, peer, msg);
         } else {
             self.stats.unmatched += 1;
             reply = Some(Message::reset(msg.message_id).encode());
@@ -920,5 +1085,9 @@ impl Endpoint {
     }
 }
 
+#[cfg(test)]
+mod block_tests;
+#[cfg(test)]
+mod observe_tests;
 #[cfg(test)]
 mod tests;

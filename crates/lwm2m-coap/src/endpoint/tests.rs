@@ -490,7 +490,18 @@ fn observe_notifications_and_reactive_cancel() {
     c.handle_datagram(t(31), addr(SERVER), &drain(&mut s)[0].bytes);
     assert!(events(&mut c).is_empty());
     s.handle_datagram(t(32), addr(CLIENT), &drain(&mut c)[0].bytes);
-    assert_eq!(events(&mut s), vec![Event::Reset { id: nid }]);
+    assert_eq!(
+        events(&mut s),
+        vec![
+            Event::Reset { id: nid },
+            Event::ObservationCancelled {
+                peer: addr(CLIENT),
+                token: request.token,
+                reason: CancelReason::Reset
+            }
+        ]
+    );
+    assert!(!s.is_observed(addr(CLIENT), request.token));
 
     assert_eq!(
         s.send_notification(t(40), addr(CLIENT), Message::new(MessageType::Con, Code::CONTENT)),
