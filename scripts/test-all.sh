@@ -22,7 +22,7 @@ if [ "$FUZZ_SECONDS" != "0" ]; then
         step "fuzz smoke: every target for ${FUZZ_SECONDS}s"
         # cargo-fuzz needs nightly flags; RUSTC_BOOTSTRAP lets the stable toolchain accept them.
         export RUSTC_BOOTSTRAP=1
-        (cd fuzz && cargo fuzz build -s none -O --quiet)
+        (cd fuzz && cargo fuzz build -s none -O 2>&1 | tail -1)
         for t in $(cd fuzz && cargo fuzz list); do
             mkdir -p "fuzz/corpus/$t"
             seeds=""; [ -d "fuzz/seeds/$t" ] && seeds="seeds/$t"
