@@ -43,6 +43,11 @@ impl RetryState {
 
     /// Records a failed attempt reported at `now` and says what comes next.
     pub(crate) fn on_failure(&mut self, policy: &RetryPolicy, now: Timestamp) -> NextStep {
+        // The policy may have shrunk since the sequence started (a bootstrap replaced the account): attempts
+        // already made count against the new limit, never beyond it.
+        let limit = policy.attempts_per_sequence();
+        self.started = self.started.min(limit);
+        self.failed = self.failed.min(limit);
         self.failed = self.failed.saturating_add(1);
         if self.failed < policy.attempts_per_sequence() {
             return NextStep::RetryAt(now.saturating_add_millis(policy.retry_delay_ms(self.failed)));
