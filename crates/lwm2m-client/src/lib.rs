@@ -5,7 +5,15 @@
 //!   triggers and Disable).
 //! - [`observe`]: the sans-IO observation and notification engine (pmin/pmax, gt/lt/st, epmin/epmax sampling,
 //!   Observe-Composite, offline notification storing, the 24 h CON rule).
+//! - [`object`]: the object framework (the [`object::ObjectHandler`] trait, [`object::SimpleObject`], errors,
+//!   change and action records).
+//! - [`objects`]: the standard objects 0-7 and a simulated Temperature sensor (3303).
+//! - [`dm`]: the DM&SE and Bootstrap operation dispatcher ([`dm::DataModel`]) with Access Control, attribute
+//!   storage, server accounts and the factory configuration.
 #![forbid(unsafe_code)]
 
+pub mod dm;
+pub mod object;
+pub mod objects;
 pub mod observe;
 pub mod registration;

@@ -1,0 +1,348 @@
+//! Factory Bootstrap: building the data model from a typed configuration (the CLI loads it from TOML).
+
+use lwm2m_core::path::MAX_ID;
+
+use super::DataModel;
+use crate::object::{DmError, Effects, ObjectHandler};
+use crate::objects::access_control::{access_control_object, AccessRights, AclInstance};
+use crate::objects::connectivity::{connectivity_monitoring_object, ConnectivityInfo};
+use crate::objects::device::{device_object, DeviceInfo};
+use crate::objects::firmware::{firmware_object, FirmwareConfig};
+use crate::objects::location::{location_object, Location};
+use crate::objects::security::{security_object, SecurityInstance, SecurityMode};
+use crate::objects::server::{server_object, ServerInstance};
+use crate::objects::statistics::connectivity_statistics_object;
+use crate::objects::temperature::temperature_object;
+use crate::objects::{ACCESS_CONTROL, OSCORE, SECURITY, SERVER};
+
+/// The credentials of one account (Security object resources 2–5).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum Credentials {
+    /// Security Mode 3.
+    #[default]
+    NoSec,
+    /// Security Mode 0: PSK identity (UTF-8 bytes) and key.
+    Psk {
+        /// `/0/x/3`
+        identity: Vec<u8>,
+        /// `/0/x/5`
+        key: Vec<u8>,
+    },
+    /// Security Mode 1: the client's SubjectPublicKeyInfo and private key (DER), the server's public key.
+    Rpk {
+        /// `/0/x/3`
+        public_key: Vec<u8>,
+        /// `/0/x/5`
+        private_key: Vec<u8>,
+        /// `/0/x/4`
+        server_public_key: Vec<u8>,
+    },
+    /// Security Mode 2: the client's certificate and private key (DER), the server's certificate or trust
+    /// anchor.
+    Certificate {
+        /// `/0/x/3`
+        certificate: Vec<u8>,
+        /// `/0/x/5`
+        private_key: Vec<u8>,
+        /// `/0/x/4`
+        server_certificate: Vec<u8>,
+    },
+}
+
+impl Credentials {
+    fn apply(&self, s: &mut SecurityInstance) {
+        let (mode, a, b, c): (SecurityMode, &[u8], &[u8], &[u8]) = match self {
+            Credentials::NoSec => (SecurityMode::NoSec, &[], &[], &[]),
+            Credentials::Psk { identity, key } => (SecurityMode::Psk, identity, key, &[]),
+            Credentials::Rpk {
+                public_key,
+                private_key,
+                server_public_key,
+            } => (SecurityMode::Rpk, public_key, private_key, server_public_key),
+            Credentials::Certificate {
+                certificate,
+                private_key,
+                server_certificate,
+            } => (SecurityMode::Certificate, certificate, private_key, server_certificate),
+        };
+        s.mode = mode;
+        s.public_key_or_identity = a.to_vec();
+        s.secret_key = b.to_vec();
+        s.server_public_key = c.to_vec();
+    }
+}
+
+/// One LwM2M Server account.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerConfig {
+    /// `/0/x/0` e.g. `coaps://dm.example.com:5684`.
+    pub uri: String,
+    /// Security mode and keys.
+    pub credentials: Credentials,
+    /// The Server object values; its `ssid` is the account's Short Server ID.
+    pub server: ServerInstance,
+}
+
+impl ServerConfig {
+    /// An account with no security, lifetime `lifetime_s`, everything else default.
+    pub fn new(ssid: u16, uri: impl Into<String>, lifetime_s: u64) -> ServerConfig {
+        ServerConfig {
+            uri: uri.into(),
+            credentials: Credentials::NoSec,
+            server: ServerInstance::new(ssid, lifetime_s),
+        }
+    }
+}
+
+/// The Bootstrap-Server account.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BootstrapConfig {
+    /// `/0/x/0`
+    pub uri: String,
+    /// Security mode and keys.
+    pub credentials: Credentials,
+    /// `/0/x/11` Client Hold Off Time.
+    pub hold_off_s: Option<u64>,
+    /// `/0/x/12` Bootstrap-Server Account Timeout.
+    pub account_timeout_s: Option<u64>,
+}
+
+/// Everything a factory-bootstrapped client starts with.
+///
+/// [`FactoryConfig::build`] creates Security (0), Server (1), Access Control (2), Device (3) and the optional
+/// objects. With more than one server and no explicit `access_control`, ACL instances are generated: each
+/// server owns its own Server instance (nobody else may access it); every other instance is owned by the first
+/// server and gives every server full rights through the default entry; every multiple-instance object except
+/// Security, Server, Access Control and OSCORE gets an object-level instance granting Create to every server.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct FactoryConfig {
+    /// LwM2M Server accounts (instance ids follow the list order; the Bootstrap-Server account comes last in
+    /// Object 0).
+    pub servers: Vec<ServerConfig>,
+    /// The Bootstrap-Server account.
+    pub bootstrap: Option<BootstrapConfig>,
+    /// Device information (`/3/0`).
+    pub device: DeviceInfo,
+    /// Connectivity Monitoring (`/4/0`) when set.
+    pub connectivity: Option<ConnectivityInfo>,
+    /// Firmware Update (`/5/0`) when set.
+    pub firmware: Option<FirmwareConfig>,
+    /// Location (`/6/0`) when set.
+    pub location: Option<Location>,
+    /// Connectivity Statistics (`/7/0`).
+    pub connectivity_statistics: bool,
+    /// Temperature sensors `(instance id, initial °C)`; `Some(vec![])` supports 3303 without instances.
+    pub temperature: Option<Vec<(u16, f64)>>,
+    /// Explicit ACL instances; `None` generates them for multi-server configurations.
+    pub access_control: Option<Vec<AclInstance>>,
+}
+
+impl FactoryConfig {
+    /// Builds the data model. Fails (4.00) when the configuration is inconsistent in the ways
+    /// Bootstrap-Finish would refuse (duplicate or invalid SSIDs, missing credentials, ...); a configuration
+    /// with only a Bootstrap-Server account is fine.
+    pub fn build(&self) -> Result<DataModel, DmError> {
+        let mut security = security_object();
+        let mut server = server_object();
+        let mut fx = Effects::new();
+        for (iid, s) in (0u16..).zip(&self.servers) {
+            let mut sec = SecurityInstance::nosec(s.uri.clone(), s.server.ssid);
+            s.credentials.apply(&mut sec);
+            security.create(sec.to_node(iid), &mut fx)?;
+            server.create(s.server.to_node(iid), &mut fx)?;
+        }
+        if let Some(bs) = &self.bootstrap {
+            let mut sec = SecurityInstance::nosec(bs.uri.clone(), 0).into_bootstrap();
+            bs.credentials.apply(&mut sec);
+            sec.client_hold_off_s = bs.hold_off_s;
+            sec.bootstrap_account_timeout_s = bs.account_timeout_s;
+            let iid = u16::try_from(self.servers.len()).map_err(|_| DmError::bad_request("too many servers"))?;
+            security.create(sec.to_node(iid), &mut fx)?;
+        }
+        let mut dm = DataModel::new()
+            .with(security)
+            .with(server)
+            .with(access_control_object())
+            .with(device_object(&self.device));
+        if let Some(c) = &self.connectivity {
+            dm.add_object(connectivity_monitoring_object(c));
+        }
+        if let Some(f) = &self.firmware {
+            dm.add_object(firmware_object(f));
+        }
+        if let Some(l) = &self.location {
+            dm.add_object(location_object(l));
+        }
+        if self.connectivity_statistics {
+            dm.add_object(connectivity_statistics_object());
+        }
+        if let Some(t) = &self.temperature {
+            dm.add_object(temperature_object(t));
+        }
+        let acls = match &self.access_control {
+            Some(list) => list.clone(),
+            None if self.servers.len() > 1 => self.generated_acls(&dm),
+            None => Vec::new(),
+        };
+        for acl in acls {
+            dm.add_acl_instance(acl)?;
+        }
+        let problems = dm.consistency_problems(false);
+        if !problems.is_empty() {
+            return Err(DmError::bad_request(format!(
+                "inconsistent factory configuration: {}",
+                problems.join("; ")
+            )));
+        }
+        dm.take_changes();
+        Ok(dm)
+    }
+
+    fn generated_acls(&self, dm: &DataModel) -> Vec<AclInstance> {
+        let ssids: Vec<u16> = self.servers.iter().map(|s| s.server.ssid).collect();
+        let first = ssids.first().copied().unwrap_or(MAX_ID);
+        let mut out = Vec::new();
+        for oid in dm.object_ids() {
+            if matches!(oid, SECURITY | ACCESS_CONTROL | OSCORE) {
+                continue;
+            }
+            let Some(h) = dm.handler(oid) else { continue };
+            for iid in h.instances() {
+                if oid == SERVER {
+                    let owner = dm
+                        .server_instances()
+                        .into_iter()
+                        .find(|(i, _)| *i == iid)
+                        .map(|(_, s)| s.ssid)
+                        .unwrap_or(first);
+                    out.push(AclInstance::new(oid, iid, owner));
+                } else {
+                    out.push(AclInstance::new(oid, iid, first).with(0, AccessRights::FULL_INSTANCE));
+                }
+            }
+            if h.model().multiple && oid != SERVER {
+                out.push(AclInstance::object_level(oid).with(0, AccessRights::CREATE));
+            }
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::object::WriteMode;
+    use lwm2m_core::{ContentFormat, Path};
+
+    fn p(s: &str) -> Path {
+        s.parse().unwrap()
+    }
+
+    fn two() -> FactoryConfig {
+        FactoryConfig {
+            servers: vec![
+                ServerConfig::new(101, "coap://a", 300),
+                ServerConfig {
+                    credentials: Credentials::Psk {
+                        identity: b"dev".to_vec(),
+                        key: vec![1; 16],
+                    },
+                    ..ServerConfig::new(102, "coaps://b", 600)
+                },
+            ],
+            bootstrap: Some(BootstrapConfig {
+                uri: "coap://bs".into(),
+                credentials: Credentials::NoSec,
+                hold_off_s: Some(10),
+                account_timeout_s: None,
+            }),
+            firmware: Some(FirmwareConfig::default()),
+            temperature: Some(vec![(0, 21.0)]),
+            ..FactoryConfig::default()
+        }
+    }
+
+    #[test]
+    fn single_server_factory_config() {
+        let dm = FactoryConfig {
+            servers: vec![ServerConfig::new(1, "coap://localhost", 60)],
+            ..FactoryConfig::default()
+        }
+        .build()
+        .unwrap();
+        assert_eq!(dm.registration_payload(), "</1/0>,</2>,</3/0>");
+        assert!(!dm.acl_enforced());
+        assert!(dm.bootstrap_account().is_none());
+        assert_eq!(dm.registration_accounts().servers.len(), 1);
+        assert!(dm.pending().changes().is_empty());
+    }
+
+    #[test]
+    fn multi_server_factory_config_generates_acls() {
+        let mut dm = two().build().unwrap();
+        let accounts = dm.server_accounts();
+        assert_eq!(accounts.len(), 2);
+        let sec = accounts[1].security.as_ref().unwrap();
+        assert_eq!(
+            (sec.mode, sec.public_key_or_identity.as_slice()),
+            (SecurityMode::Psk, &b"dev"[..])
+        );
+        assert_eq!(dm.bootstrap_account().unwrap().1.client_hold_off_s, Some(10));
+        assert!(dm.acl_enforced());
+        // Each server owns its Server instance.
+        assert_eq!(dm.access_rights(101, 1, 0), AccessRights::FULL_INSTANCE);
+        assert_eq!(dm.access_rights(102, 1, 0), AccessRights::NONE);
+        assert_eq!(dm.access_rights(102, 1, 1), AccessRights::FULL_INSTANCE);
+        // Everyone has full rights elsewhere and may create temperature sensors.
+        assert_eq!(dm.access_rights(102, 3, 0), AccessRights::FULL_INSTANCE);
+        assert!(dm.may_create(102, 3303));
+        assert!(!dm.may_create(102, 3), "single-instance object: no Create right");
+        dm.write(102, &p("/1/1/1"), WriteMode::Replace, ContentFormat::Text, b"900")
+            .unwrap();
+        assert_eq!(
+            dm.write(102, &p("/1/0/1"), WriteMode::Replace, ContentFormat::Text, b"900")
+                .unwrap_err()
+                .code(),
+            (4, 1)
+        );
+        let body = br#"[{"n":"/3303/5/5750","vs":"x"}]"#;
+        assert_eq!(
+            dm.create(102, &p("/3303"), ContentFormat::SenmlJson, body).unwrap(),
+            p("/3303/5")
+        );
+        assert_eq!(dm.acl_for(3303, 5).unwrap().1.owner, 102);
+    }
+
+    #[test]
+    fn inconsistent_factory_configs_are_refused() {
+        let mut c = two();
+        c.servers[1].server.ssid = 101;
+        assert_eq!(c.build().unwrap_err().code(), (4, 0));
+        let mut c = two();
+        c.servers[1].credentials = Credentials::Psk {
+            identity: Vec::new(),
+            key: Vec::new(),
+        };
+        assert!(c.build().unwrap_err().reason().contains("needs /0/1/3"));
+        let mut c = two();
+        c.servers[0].server.ssid = 0;
+        assert_eq!(c.build().unwrap_err().code(), (4, 0));
+        // Bootstrap-only is fine.
+        let c = FactoryConfig {
+            bootstrap: two().bootstrap,
+            ..FactoryConfig::default()
+        };
+        let dm = c.build().unwrap();
+        assert!(dm.server_accounts().is_empty());
+        assert!(dm.registration_accounts().bootstrap.is_some());
+    }
+
+    #[test]
+    fn explicit_acl_list_is_used() {
+        let mut c = two();
+        c.access_control = Some(vec![AclInstance::new(3, 0, 102)]);
+        let dm = c.build().unwrap();
+        assert_eq!(dm.acl_instances().len(), 1);
+        assert_eq!(dm.access_rights(101, 3, 0), AccessRights::NONE);
+    }
+}
