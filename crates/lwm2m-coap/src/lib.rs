@@ -48,6 +48,7 @@ pub use endpoint::{
 pub use message::tcp::{decode_frame, decode_frame_with_limit, encode_frame, TcpMessage};
 pub use message::{Block, Code, Message, MessageError, MessageType, Options, Token};
 pub use time::Timestamp;
+pub use transport::security::{DatagramSecurity, PeerIdentity, SecurityCloseReason, SecurityError, SecurityEvent};
 #[cfg(feature = "udp")]
 pub use transport::udp::{
     Delivery, DriverConfig, DriverStats, Incoming, IncomingRequest, Observation, RequestError, UdpEndpoint, UdpHandle,

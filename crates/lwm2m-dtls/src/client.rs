@@ -36,7 +36,8 @@ pub enum ClientSecurity {
         /// Server certificate check (Certificate Usage).
         trust: ServerTrust,
     },
-    /// Raw public key (not supported by this backend: `DtlsClient::new` fails).
+    /// Raw public key (RFC 7250): our key pair and the server's expected key (`/0/x/4`, required). Needs the
+    /// `vendored` feature, else `DtlsClient::new` fails with [`DtlsError::Unsupported`].
     Rpk(RawPublicKey),
 }
 
@@ -206,7 +207,6 @@ impl DtlsClient {
     /// Builds a client (no handshake yet; call [`DtlsClient::connect`]).
     pub fn new(config: ClientConfig) -> Result<Self> {
         let (ctx, server_name, post_check) = match &config.security {
-            ClientSecurity::Rpk(_) => return Err(config::rpk_unsupported()),
             ClientSecurity::Psk { identity, key } => {
                 if identity.is_empty() || identity.contains(&0) {
                     return Err(DtlsError::Config(
@@ -238,6 +238,11 @@ impl DtlsClient {
                 let mut b = base_builder(&config, false)?;
                 let (name, check) = x509_context(&mut b, own, trust)?;
                 (b.build(), name, check)
+            }
+            ClientSecurity::Rpk(rpk) => {
+                let mut b = base_builder(&config, false)?;
+                let check = crate::openssl_backend::configure_rpk_client(&mut b, rpk)?;
+                (b.build(), None, Some(check))
             }
         };
         Ok(DtlsClient {

@@ -220,32 +220,76 @@ impl std::fmt::Debug for CertifiedKey {
     }
 }
 
-/// Raw public key credentials (RFC 7250).
+/// Raw public key credentials (RFC 7250, LwM2M Security Mode 1). Needs the `vendored` feature (OpenSSL >= 3.2);
+/// without it every RPK configuration fails with [`DtlsError::Unsupported`].
+///
+/// The key must suit the ECDHE_ECDSA suites: an EC key (LwM2M and RFC 7925: secp256r1).
 #[derive(Clone, PartialEq, Eq)]
 pub struct RawPublicKey {
-    /// Our private key, DER.
+    /// Our private key, DER (PKCS#8 or SEC1/traditional). The client sends its public key (`/0/x/3`); the server
+    /// its own.
     pub private_key_der: Vec<u8>,
-    /// The peer's expected SubjectPublicKeyInfo, DER (client side; unused on the server).
+    /// The peer's expected SubjectPublicKeyInfo, DER: on the client the server's key (`/0/x/4`), which the
+    /// server's key must match exactly or the handshake fails. Required on the client, unused on the server
+    /// (client keys come from [`crate::CredentialStore::rpk_allowed`]).
     pub peer_spki_der: Option<Vec<u8>>,
+}
+
+impl RawPublicKey {
+    /// Credentials from our private key and the peer's expected public key (SubjectPublicKeyInfo, DER).
+    pub fn new(private_key_der: impl Into<Vec<u8>>, peer_spki_der: Option<Vec<u8>>) -> Self {
+        RawPublicKey {
+            private_key_der: private_key_der.into(),
+            peer_spki_der,
+        }
+    }
+
+    /// Our own public key as SubjectPublicKeyInfo, DER: what the peer must be given (`/0/x/3` of the client,
+    /// `/0/x/4` for the server's key).
+    pub fn public_key_der(&self) -> Result<Vec<u8>> {
+        Ok(rpk_private_key(&self.private_key_der)?.public_key_to_der()?)
+    }
 }
 
 impl std::fmt::Debug for RawPublicKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RawPublicKey").finish_non_exhaustive()
+        f.debug_struct("RawPublicKey")
+            .field("has_peer_key", &self.peer_spki_der.is_some())
+            .finish_non_exhaustive()
     }
 }
 
-/// The error every RPK configuration returns with this backend.
+/// The error every RPK configuration returns without the `vendored` feature.
+#[cfg_attr(feature = "vendored", allow(dead_code))]
 pub(crate) fn rpk_unsupported() -> DtlsError {
     if openssl::version::number() < 0x3020_0000 {
         DtlsError::Unsupported("RPK needs OpenSSL >= 3.2; build with --features vendored".into())
     } else {
         DtlsError::Unsupported(
-            "RPK (RFC 7250) is not implemented in the OpenSSL backend yet: the openssl crate has no safe binding \
-             for SSL_set1_client_cert_type/SSL_set1_server_cert_type"
+            "RPK (RFC 7250) needs this crate's `vendored` feature: the openssl crate has no binding for the \
+             OpenSSL >= 3.2 RPK API"
                 .into(),
         )
     }
+}
+
+/// Parses an RPK private key and checks that it fits the ECDHE_ECDSA suites.
+pub(crate) fn rpk_private_key(der: &[u8]) -> Result<openssl::pkey::PKey<openssl::pkey::Private>> {
+    let key = private_key(der)?;
+    if key.id() == openssl::pkey::Id::EC {
+        Ok(key)
+    } else {
+        Err(DtlsError::Config(
+            "RPK key must be an EC key (secp256r1) for the ECDHE_ECDSA suites".into(),
+        ))
+    }
+}
+
+/// Parses a SubjectPublicKeyInfo in DER.
+#[cfg_attr(not(feature = "vendored"), allow(dead_code))]
+pub(crate) fn public_key(der: &[u8]) -> Result<openssl::pkey::PKey<openssl::pkey::Public>> {
+    openssl::pkey::PKey::public_key_from_der(der)
+        .map_err(|e| DtlsError::Config(format!("public key is not a valid SubjectPublicKeyInfo DER: {e}")))
 }
 
 /// Parses a private key in DER.

@@ -7,13 +7,18 @@
 //! - [`server::DtlsServer`]: many peers behind one socket, stateless HMAC cookies before any per-peer state,
 //!   limits, eviction, session resumption, events.
 //! - [`client::DtlsClient`]: one connection, reconnect with session resumption.
+//! - [`coap_layer`]: CoAP over DTLS: `lwm2m-coap`'s `DatagramSecurity` hook for the server
+//!   ([`coap_layer::DtlsServerLayer`]) and client ([`coap_layer::DtlsClientLayer`]) roles.
 //!
-//! Security modes: PSK and X.509 work; RPK (RFC 7250) returns [`DtlsError::Unsupported`].
+//! Security modes: PSK and X.509 work; RPK (RFC 7250) needs the `vendored` feature (OpenSSL >= 3.2, built from
+//! source) and otherwise returns [`DtlsError::Unsupported`].
 //!
-//! `unsafe` is denied everywhere except the one call in `ffi.rs` (client-side `SSL_set_session`).
+//! `unsafe` is denied everywhere except `ffi.rs` (client-side `SSL_set_session`; with `vendored`, the OpenSSL
+//! 3.2 RPK calls).
 #![deny(unsafe_code)]
 
 pub mod client;
+pub mod coap_layer;
 pub mod config;
 pub mod cookie;
 pub mod credentials;

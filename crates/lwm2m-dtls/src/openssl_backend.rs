@@ -23,11 +23,15 @@
 use std::collections::VecDeque;
 use std::io::{self, Read, Write};
 
-use openssl::nid::Nid;
-use openssl::ssl::{ErrorCode, Ssl, SslRef, SslStream};
+use std::sync::Arc;
 
-use crate::config::Timing;
+use openssl::nid::Nid;
+use openssl::ssl::{ErrorCode, Ssl, SslContextBuilder, SslRef, SslStream};
+
+use crate::config::{self, RawPublicKey, Timing};
+use crate::credentials::CredentialStore;
 use crate::error::{DtlsError, Result};
+use crate::server::ServerX509;
 use crate::session::{CloseReason, DtlsSession, PeerIdentity, SessionState};
 
 /// Largest plaintext of one DTLS record.
@@ -152,6 +156,10 @@ pub(crate) fn extract_identity(ssl: &SslRef) -> Option<PeerIdentity> {
     if let Some(id) = ssl.psk_identity() {
         return Some(PeerIdentity::Psk(id.to_vec()));
     }
+    #[cfg(feature = "vendored")]
+    if let Some(key) = crate::ffi::rpk::peer_rpk(ssl) {
+        return key.public_key_to_der().ok().map(PeerIdentity::Rpk);
+    }
     let cert = ssl.peer_certificate()?;
     let common_name = cert
         .subject_name()
@@ -160,6 +168,116 @@ pub(crate) fn extract_identity(ssl: &SslRef) -> Option<PeerIdentity> {
         .and_then(|e| e.data().to_string().ok());
     let cert_der = cert.to_der().ok()?;
     Some(PeerIdentity::X509 { common_name, cert_der })
+}
+
+/// Server side of RPK (RFC 7250): offers a raw public key as server certificate type (with X.509 as the second
+/// choice when `x509` is set too), accepts raw public keys from clients, and checks each client key against
+/// [`CredentialStore::rpk_allowed`] (SubjectPublicKeyInfo, DER) during the handshake: an unknown key fails it.
+///
+/// With X.509 configured as well the context holds one key pair, so the RPK key must be the certificate's key
+/// (OpenSSL then sends the certificate's public key as the raw key). Call after the X.509 setup.
+#[cfg(feature = "vendored")]
+pub(crate) fn configure_rpk_server(
+    b: &mut SslContextBuilder,
+    rpk: &RawPublicKey,
+    store: Arc<dyn CredentialStore>,
+    x509: Option<&ServerX509>,
+) -> Result<()> {
+    use crate::ffi::rpk::{set_cert_types, store_ctx_rpk, CERT_TYPE_RPK, CERT_TYPE_X509};
+    use openssl::ssl::SslVerifyMode;
+    use openssl::x509::X509VerifyResult;
+
+    let key = config::rpk_private_key(&rpk.private_key_der)?;
+    let mut mode = SslVerifyMode::PEER | SslVerifyMode::FAIL_IF_NO_PEER_CERT;
+    let types: &[u8] = match x509 {
+        Some(x) => {
+            let leaf = x
+                .certified_key
+                .chain_der
+                .first()
+                .ok_or_else(|| DtlsError::Config("empty server certificate chain".into()))?;
+            let cert_key = config::certificate(leaf)?.public_key()?;
+            if !key.public_eq(&cert_key) {
+                return Err(DtlsError::Config(
+                    "with X.509 and RPK both enabled the RPK key must be the server certificate's key".into(),
+                ));
+            }
+            if !x.require_client_cert {
+                mode = SslVerifyMode::PEER;
+            }
+            &[CERT_TYPE_RPK, CERT_TYPE_X509]
+        }
+        None => {
+            b.set_private_key(&key)?;
+            &[CERT_TYPE_RPK]
+        }
+    };
+    set_cert_types(b, types, types)?;
+    b.set_verify_callback(mode, move |preverify, ctx| match store_ctx_rpk(ctx) {
+        Some(peer) => {
+            let ok = peer.public_key_to_der().is_ok_and(|der| store.rpk_allowed(&der));
+            if !ok {
+                ctx.set_error(X509VerifyResult::APPLICATION_VERIFICATION);
+            }
+            ok
+        }
+        // An X.509 chain: OpenSSL's own verdict, as without a callback.
+        None => preverify,
+    });
+    Ok(())
+}
+
+/// Without the `vendored` feature: RPK is unsupported.
+#[cfg(not(feature = "vendored"))]
+pub(crate) fn configure_rpk_server(
+    _b: &mut SslContextBuilder,
+    _rpk: &RawPublicKey,
+    _store: Arc<dyn CredentialStore>,
+    _x509: Option<&ServerX509>,
+) -> Result<()> {
+    Err(config::rpk_unsupported())
+}
+
+/// Client side of RPK (RFC 7250): presents our raw public key, accepts only a raw public key from the server,
+/// and fails the handshake unless the server's key equals `rpk.peer_spki_der` (`/0/x/4`). Returns the
+/// post-handshake check that repeats the comparison (it also covers resumed sessions).
+#[cfg(feature = "vendored")]
+pub(crate) fn configure_rpk_client(b: &mut SslContextBuilder, rpk: &RawPublicKey) -> Result<PostHandshakeCheck> {
+    use crate::ffi::rpk::{set_cert_types, store_ctx_rpk, CERT_TYPE_RPK};
+    use openssl::ssl::SslVerifyMode;
+    use openssl::x509::X509VerifyResult;
+
+    let key = config::rpk_private_key(&rpk.private_key_der)?;
+    let expected_der = rpk
+        .peer_spki_der
+        .as_deref()
+        .ok_or_else(|| DtlsError::Config("RPK client needs the server's public key (/0/x/4)".into()))?;
+    let expected = config::public_key(expected_der)?;
+    b.set_private_key(&key)?;
+    set_cert_types(b, &[CERT_TYPE_RPK], &[CERT_TYPE_RPK])?;
+    let wanted = expected.clone();
+    b.set_verify_callback(SslVerifyMode::PEER, move |_preverify, ctx| {
+        // No certificate chain is acceptable (only RPK was offered); a raw key must be exactly `/0/x/4`.
+        let ok = store_ctx_rpk(ctx).is_some_and(|peer| peer.public_eq(&wanted));
+        if !ok {
+            ctx.set_error(X509VerifyResult::APPLICATION_VERIFICATION);
+        }
+        ok
+    });
+    Ok(Arc::new(move |_ssl, id| match id {
+        Some(PeerIdentity::Rpk(der))
+            if openssl::pkey::PKey::public_key_from_der(der).is_ok_and(|k| k.public_eq(&expected)) =>
+        {
+            Ok(())
+        }
+        _ => Err("server public key does not match /0/x/4".into()),
+    }))
+}
+
+/// Without the `vendored` feature: RPK is unsupported.
+#[cfg(not(feature = "vendored"))]
+pub(crate) fn configure_rpk_client(_b: &mut SslContextBuilder, _rpk: &RawPublicKey) -> Result<PostHandshakeCheck> {
+    Err(config::rpk_unsupported())
 }
 
 impl OpensslSession {
@@ -265,6 +383,13 @@ impl OpensslSession {
     /// Handshake flights re-sent by our timer or on a duplicate peer flight.
     pub fn retransmissions(&self) -> u64 {
         self.retransmissions
+    }
+
+    /// The negotiated `(client, server)` certificate types as TLS values (RFC 7250: 0 = X.509, 2 = raw
+    /// public key; X.509 is also reported when no certificate was exchanged, e.g. PSK).
+    #[cfg(feature = "vendored")]
+    pub fn negotiated_cert_types(&self) -> (u8, u8) {
+        crate::ffi::rpk::negotiated_cert_types(self.stream.ssl())
     }
 
     /// Name of the negotiated cipher suite.
@@ -507,6 +632,10 @@ impl DtlsSession for OpensslSession {
         self.fail(CloseReason::LocalClose);
     }
 }
+
+#[cfg(test)]
+#[path = "rpk_tests.rs"]
+mod rpk_tests;
 
 #[cfg(test)]
 mod tests {

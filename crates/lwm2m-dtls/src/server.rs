@@ -50,7 +50,9 @@ pub struct ServerConfig {
     pub psk: bool,
     /// Accept certificate handshakes.
     pub x509: Option<ServerX509>,
-    /// Accept RPK handshakes (not supported by this backend: `new` fails if set).
+    /// Accept RPK handshakes with this key pair (client keys are checked with
+    /// [`CredentialStore::rpk_allowed`]). Needs the `vendored` feature, else `new` fails with
+    /// [`DtlsError::Unsupported`].
     pub rpk: Option<RawPublicKey>,
     /// Largest number of sessions (handshaking or established).
     pub max_sessions: usize,
@@ -198,13 +200,12 @@ fn build_context(
     credentials: &Arc<dyn CredentialStore>,
     cookie_idx: Index<Ssl, [u8; COOKIE_LEN]>,
 ) -> Result<SslContext> {
-    if config.rpk.is_some() {
-        return Err(config::rpk_unsupported());
-    }
-    let suites = config.ciphers.suites(config.psk, config.x509.is_some());
+    let suites = config
+        .ciphers
+        .suites(config.psk, config.x509.is_some() || config.rpk.is_some());
     if suites.is_empty() {
         return Err(DtlsError::Config(
-            "no security mode enabled (psk = false and no x509)".into(),
+            "no security mode enabled (psk = false, no x509, no rpk)".into(),
         ));
     }
     let mut b = SslContextBuilder::new(SslMethod::dtls())?;
@@ -257,6 +258,9 @@ fn build_context(
             mode |= SslVerifyMode::FAIL_IF_NO_PEER_CERT;
         }
         b.set_verify(mode);
+    }
+    if let Some(rpk) = &config.rpk {
+        crate::openssl_backend::configure_rpk_server(&mut b, rpk, Arc::clone(credentials), config.x509.as_ref())?;
     }
     if config.resumption {
         b.set_session_id_context(b"lwm2m-dtls")?;
@@ -314,7 +318,8 @@ fn replay_seqs(seq: u64, n: u16) -> impl Iterator<Item = u64> {
 }
 
 impl DtlsServer {
-    /// Builds a server. Fails on an invalid configuration, or with [`DtlsError::Unsupported`] for RPK.
+    /// Builds a server. Fails on an invalid configuration, or with [`DtlsError::Unsupported`] for RPK without
+    /// the `vendored` feature.
     pub fn new(config: ServerConfig, credentials: Arc<dyn CredentialStore>) -> Result<Self> {
         let cookie_idx = Ssl::new_ex_index::<[u8; COOKIE_LEN]>()?;
         let ctx = build_context(&config, &credentials, cookie_idx)?;
@@ -595,10 +600,14 @@ mod tests {
             }),
             ..ServerConfig::default()
         };
-        assert!(matches!(
-            DtlsServer::new(cfg, Arc::clone(&store)),
-            Err(DtlsError::Unsupported(_))
-        ));
+        let r = DtlsServer::new(cfg, Arc::clone(&store));
+        #[cfg(not(feature = "vendored"))]
+        assert!(matches!(r, Err(DtlsError::Unsupported(_))), "{r:?}");
+        #[cfg(feature = "vendored")]
+        assert!(
+            matches!(r, Err(DtlsError::Config(ref m)) if m.contains("private key")),
+            "{r:?}"
+        );
         let cfg = ServerConfig {
             psk: false,
             ..ServerConfig::default()

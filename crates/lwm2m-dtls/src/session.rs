@@ -6,21 +6,9 @@
 
 use crate::error::Result;
 
-/// Who the peer proved to be during the handshake.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub enum PeerIdentity {
-    /// Pre-shared key: the PSK identity the client presented (on the client side: the identity we used).
-    Psk(Vec<u8>),
-    /// Raw public key (RFC 7250): the peer's SubjectPublicKeyInfo, DER.
-    Rpk(Vec<u8>),
-    /// X.509 certificate: the subject common name (if any) and the end-entity certificate, DER.
-    X509 {
-        /// Subject CN, if the certificate has one.
-        common_name: Option<String>,
-        /// The peer's end-entity certificate, DER.
-        cert_der: Vec<u8>,
-    },
-}
+/// Who the peer proved to be during the handshake: the neutral type of `lwm2m-coap`'s security hook, re-used so
+/// the CoAP driver and the LwM2M server see the same value without a conversion.
+pub use lwm2m_coap::transport::security::PeerIdentity;
 
 /// Why a session ended.
 #[derive(Debug, Clone, PartialEq, Eq)]

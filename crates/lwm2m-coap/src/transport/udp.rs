@@ -22,10 +22,18 @@
 //! - Shutdown: [`UdpHandle::shutdown`] (or dropping every handle) stops the loop; pending requests fail with
 //!   [`RequestError::Closed`] and the socket is closed before `shutdown` returns.
 //!
-//! Timestamps given to the endpoint are milliseconds since the driver started (a fixed `tokio::time::Instant`),
-//! so tokio's paused test clock works too.
+//! - Security (`coaps://`): [`UdpEndpoint::spawn_secure`] runs every datagram through a
+//!   [`DatagramSecurity`] layer (DTLS from `lwm2m-dtls`): ciphertext from the socket goes to the layer, its
+//!   plaintext to the endpoint; the endpoint's datagrams are sealed by the layer before they leave. Each
+//!   [`IncomingRequest`] then carries the peer's authenticated [`PeerIdentity`]; session changes arrive as
+//!   [`Incoming::Security`]. When a handshake with a peer fails, requests waiting for that peer fail at once
+//!   with [`RequestError::Security`]. [`UdpHandle::with_security`] runs code on the concrete layer inside the
+//!   loop (reconnect, statistics). Without a layer the driver is plain CoAP and nothing of this applies.
+//!
+//! Timestamps given to the endpoint (and the security layer) are milliseconds since the driver started (a fixed
+//! `tokio::time::Instant`), so tokio's paused test clock works too.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::io;
 use std::net::{IpAddr, SocketAddr, SocketAddrV6};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -44,6 +52,7 @@ use crate::endpoint::{
 };
 use crate::message::{Code, Message, MessageType, Token};
 use crate::time::Timestamp;
+use crate::transport::security::{DatagramSecurity, PeerIdentity, SecurityError, SecurityEvent};
 
 /// Tuning of the driver loop (not of the CoAP protocol, see [`EndpointConfig`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -79,6 +88,9 @@ pub struct IncomingRequest {
     pub request: Message,
     /// Pass this to [`UdpHandle::respond`].
     pub responder: ResponderId,
+    /// The peer's authenticated identity when the driver runs a security layer and the peer's session is
+    /// established; `None` on plain CoAP.
+    pub identity: Option<PeerIdentity>,
 }
 
 /// Unsolicited things the application receives from the driver.
@@ -110,6 +122,9 @@ pub enum Incoming {
         /// Why it ended.
         reason: CancelReason,
     },
+    /// A secure session was established or ended (only with a security layer, see
+    /// [`UdpEndpoint::spawn_secure`]).
+    Security(SecurityEvent),
     /// Any other endpoint event the driver does not route itself.
     Other(Event),
 }
@@ -144,6 +159,11 @@ pub enum RequestError {
     /// A block-wise transfer of the request or its response failed.
     #[error("block-wise transfer failed: {0}")]
     Blockwise(BlockwiseError),
+    /// The security layer could not reach the peer: the handshake failed or was rejected, or the layer could
+    /// not protect the message (no session with this peer). Also returned by [`UdpHandle::with_security`]
+    /// when the driver has no layer of the asked type.
+    #[error("secure transport: {0}")]
+    Security(String),
 }
 
 /// A snapshot of the driver's counters (see also [`UdpHandle::endpoint_stats`]).
@@ -163,6 +183,8 @@ pub struct DriverStats {
     pub shed: u64,
     /// Notifications dropped because their [`Observation`] buffer was full.
     pub notifications_dropped: u64,
+    /// Outbound datagrams the security layer refused to protect (dropped; see [`RequestError::Security`]).
+    pub seal_errors: u64,
 }
 
 #[derive(Debug, Default)]
@@ -174,6 +196,7 @@ struct Counters {
     send_errors: AtomicU64,
     shed: AtomicU64,
     notifications_dropped: AtomicU64,
+    seal_errors: AtomicU64,
 }
 
 fn bump(c: &AtomicU64) {
@@ -181,6 +204,9 @@ fn bump(c: &AtomicU64) {
 }
 
 type RequestReply = oneshot::Sender<Result<(RequestId, Message), RequestError>>;
+
+/// Code run inside the loop on the security layer (if any), with the driver's clock in ms.
+type SecurityJob = Box<dyn FnOnce(Option<&mut dyn DatagramSecurity>, u64) + Send>;
 
 enum Command {
     Request {
@@ -214,6 +240,13 @@ enum Command {
     },
     Stats {
         reply: oneshot::Sender<Stats>,
+    },
+    Identity {
+        peer: SocketAddr,
+        reply: oneshot::Sender<Option<PeerIdentity>>,
+    },
+    WithSecurity {
+        job: SecurityJob,
     },
     Shutdown {
         done: oneshot::Sender<()>,
@@ -249,7 +282,40 @@ impl UdpEndpoint {
         endpoint: Endpoint,
         driver: DriverConfig,
     ) -> io::Result<(UdpHandle, mpsc::Receiver<Incoming>)> {
+        Self::spawn_inner(socket, endpoint, None, driver)
+    }
+
+    /// Bind `addr` and run an endpoint with `config` behind the security layer `layer` (CoAP over DTLS:
+    /// `coaps://`). Must be called inside a tokio runtime.
+    pub async fn bind_secure<L: DatagramSecurity>(
+        addr: SocketAddr,
+        config: EndpointConfig,
+        layer: L,
+    ) -> io::Result<(UdpHandle, mpsc::Receiver<Incoming>)> {
+        let socket = UdpSocket::bind(addr).await?;
+        Self::spawn_secure(socket, Endpoint::new(config), layer, DriverConfig::default())
+    }
+
+    /// Like [`UdpEndpoint::spawn`], with every datagram passing through `layer`: received datagrams are fed
+    /// to the layer and its plaintext to the endpoint; the endpoint's datagrams are sealed by the layer. The
+    /// layer runs on the driver's clock (ms since the driver started). Must be called inside a tokio runtime.
+    pub fn spawn_secure<L: DatagramSecurity>(
+        socket: UdpSocket,
+        endpoint: Endpoint,
+        layer: L,
+        driver: DriverConfig,
+    ) -> io::Result<(UdpHandle, mpsc::Receiver<Incoming>)> {
+        Self::spawn_inner(socket, endpoint, Some(Box::new(layer)), driver)
+    }
+
+    fn spawn_inner(
+        socket: UdpSocket,
+        endpoint: Endpoint,
+        security: Option<Box<dyn DatagramSecurity>>,
+        driver: DriverConfig,
+    ) -> io::Result<(UdpHandle, mpsc::Receiver<Incoming>)> {
         let local_addr = socket.local_addr()?;
+        let secure = security.is_some();
         let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
         let (in_tx, in_rx) = mpsc::channel(driver.incoming_capacity.max(1));
         let counters = Arc::new(Counters::default());
@@ -266,6 +332,8 @@ impl UdpEndpoint {
             observations: HashMap::new(),
             counters: counters.clone(),
             config: driver,
+            security,
+            outbox: VecDeque::new(),
         };
         tokio::spawn(driver_loop.run());
         let handle = UdpHandle {
@@ -274,6 +342,7 @@ impl UdpEndpoint {
             counters,
             next_ticket: Arc::new(AtomicU64::new(1)),
             observation_capacity,
+            secure,
         };
         Ok((handle, in_rx))
     }
@@ -288,6 +357,7 @@ pub struct UdpHandle {
     counters: Arc<Counters>,
     next_ticket: Arc<AtomicU64>,
     observation_capacity: usize,
+    secure: bool,
 }
 
 impl std::fmt::Debug for Command {
@@ -301,6 +371,8 @@ impl std::fmt::Debug for Command {
             Command::Accept { .. } => "Accept",
             Command::Notify { .. } => "Notify",
             Command::Stats { .. } => "Stats",
+            Command::Identity { .. } => "Identity",
+            Command::WithSecurity { .. } => "WithSecurity",
             Command::Shutdown { .. } => "Shutdown",
         };
         f.write_str(name)
@@ -433,7 +505,70 @@ impl UdpHandle {
             send_errors: g(&c.send_errors),
             shed: g(&c.shed),
             notifications_dropped: g(&c.notifications_dropped),
+            seal_errors: g(&c.seal_errors),
         }
+    }
+
+    /// True if the driver runs a security layer ([`UdpEndpoint::spawn_secure`]).
+    pub fn is_secure(&self) -> bool {
+        self.secure
+    }
+
+    /// The authenticated identity of `peer` (its session must be established); `None` on plain CoAP.
+    pub async fn peer_identity(&self, peer: SocketAddr) -> Result<Option<PeerIdentity>, RequestError> {
+        let (reply, rx) = oneshot::channel();
+        self.commands
+            .send(Command::Identity { peer, reply })
+            .map_err(|_| RequestError::Closed)?;
+        rx.await.map_err(|_| RequestError::Closed)
+    }
+
+    /// Close the secure session with `peer` (close_notify); a later datagram to it needs a new handshake.
+    pub async fn close_secure_session(&self, peer: SocketAddr) -> Result<(), RequestError> {
+        self.run_on_security(move |layer, now| match layer {
+            Some(l) => {
+                l.close(now, canonical(peer));
+                Ok(())
+            }
+            None => Err(RequestError::Security("the driver has no security layer".into())),
+        })
+        .await?
+    }
+
+    /// Run `f` on the driver's security layer of type `S` inside the loop, with the driver's clock (ms), and
+    /// return its result: e.g. reconnect a DTLS client session or read the layer's statistics. Datagrams the
+    /// layer produces are sent right after. Fails with [`RequestError::Security`] if the driver has no layer
+    /// of type `S`.
+    pub async fn with_security<S, R, F>(&self, f: F) -> Result<R, RequestError>
+    where
+        S: DatagramSecurity,
+        R: Send + 'static,
+        F: FnOnce(&mut S, u64) -> R + Send + 'static,
+    {
+        self.run_on_security(
+            move |layer, now| match layer.and_then(|l| l.as_any_mut().downcast_mut::<S>()) {
+                Some(s) => Ok(f(s, now)),
+                None => Err(RequestError::Security(format!(
+                    "the driver has no security layer of type {}",
+                    std::any::type_name::<S>()
+                ))),
+            },
+        )
+        .await?
+    }
+
+    async fn run_on_security<R: Send + 'static>(
+        &self,
+        f: impl FnOnce(Option<&mut dyn DatagramSecurity>, u64) -> R + Send + 'static,
+    ) -> Result<R, RequestError> {
+        let (reply, rx) = oneshot::channel();
+        let job: SecurityJob = Box::new(move |layer, now| {
+            let _ = reply.send(f(layer, now));
+        });
+        self.commands
+            .send(Command::WithSecurity { job })
+            .map_err(|_| RequestError::Closed)?;
+        rx.await.map_err(|_| RequestError::Closed)
     }
 
     /// Stop the loop and wait until the socket is closed. Pending requests fail with [`RequestError::Closed`].
@@ -497,12 +632,24 @@ impl Drop for Observation {
 enum Pending {
     Request {
         ticket: u64,
+        /// The peer (unknown for a deregistration).
+        peer: Option<SocketAddr>,
         reply: RequestReply,
         observe: Option<mpsc::Sender<Message>>,
     },
     Notify {
+        peer: SocketAddr,
         reply: oneshot::Sender<Result<Delivery, RequestError>>,
     },
+}
+
+impl Pending {
+    fn peer(&self) -> Option<SocketAddr> {
+        match self {
+            Pending::Request { peer, .. } => *peer,
+            Pending::Notify { peer, .. } => Some(*peer),
+        }
+    }
 }
 
 struct Driver {
@@ -517,6 +664,10 @@ struct Driver {
     observations: HashMap<RequestId, mpsc::Sender<Message>>,
     counters: Arc<Counters>,
     config: DriverConfig,
+    /// The security layer (`coaps://`), if any.
+    security: Option<Box<dyn DatagramSecurity>>,
+    /// Datagrams the security layer produced, waiting for the socket.
+    outbox: VecDeque<(SocketAddr, Vec<u8>)>,
 }
 
 /// Show IPv4-mapped IPv6 peers as IPv4.
@@ -561,7 +712,7 @@ impl Driver {
         let mut shutdown_done = None;
         debug!(local = ?self.socket.local_addr().ok(), "CoAP/UDP driver started");
         loop {
-            let deadline = self.endpoint.poll_timeout();
+            let deadline = self.deadline();
             if let Some(t) = deadline {
                 let at = self.instant_of(t);
                 if sleep.deadline() != at {
@@ -607,6 +758,10 @@ impl Driver {
                 () = &mut sleep, if deadline.is_some() => {
                     let now = self.now();
                     self.endpoint.handle_timeout(now);
+                    if let Some(layer) = self.security.as_mut() {
+                        layer.handle_timeout(now.as_millis());
+                        self.pump_security();
+                    }
                 }
             }
             self.process_events();
@@ -620,7 +775,7 @@ impl Driver {
                 Pending::Request { reply, .. } => {
                     let _ = reply.send(Err(RequestError::Closed));
                 }
-                Pending::Notify { reply } => {
+                Pending::Notify { reply, .. } => {
                     let _ = reply.send(Err(RequestError::Closed));
                 }
             }
@@ -640,15 +795,12 @@ impl Driver {
                 bump(&self.counters.received);
                 let peer = canonical(from);
                 let bytes = buf.get(..len).unwrap_or(buf);
-                let before = self.endpoint.stats().rejected;
                 let now = self.now();
-                self.endpoint.handle_datagram(now, peer, bytes);
-                if self.endpoint.stats().rejected > before {
-                    bump(&self.counters.malformed);
-                    match Message::decode(bytes) {
-                        Err(e) => debug!(%peer, len, reason = %e, "malformed CoAP datagram"),
-                        Ok(m) => debug!(%peer, len, mtype = ?m.mtype, code = %m.code, "CoAP message rejected"),
-                    }
+                if let Some(layer) = self.security.as_mut() {
+                    layer.on_datagram(now.as_millis(), peer, bytes);
+                    self.pump_security();
+                } else {
+                    self.feed_endpoint(now, peer, bytes);
                 }
             }
             Err(e) => {
@@ -656,6 +808,85 @@ impl Driver {
                 // Errors such as ICMP port unreachable reports are per datagram; keep serving.
                 debug!(error = %e, "UDP receive error");
             }
+        }
+    }
+
+    /// Give one CoAP datagram to the endpoint, counting and logging a rejection.
+    fn feed_endpoint(&mut self, now: Timestamp, peer: SocketAddr, bytes: &[u8]) {
+        let before = self.endpoint.stats().rejected;
+        self.endpoint.handle_datagram(now, peer, bytes);
+        if self.endpoint.stats().rejected > before {
+            bump(&self.counters.malformed);
+            let len = bytes.len();
+            match Message::decode(bytes) {
+                Err(e) => debug!(%peer, len, reason = %e, "malformed CoAP datagram"),
+                Ok(m) => debug!(%peer, len, mtype = ?m.mtype, code = %m.code, "CoAP message rejected"),
+            }
+        }
+    }
+
+    /// The earlier of the endpoint's and the security layer's deadlines.
+    fn deadline(&mut self) -> Option<Timestamp> {
+        let ep = self.endpoint.poll_timeout();
+        let sec = self
+            .security
+            .as_ref()
+            .and_then(|l| l.poll_timeout())
+            .map(Timestamp::from_millis);
+        match (ep, sec) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Drain the security layer: datagrams to the outbox, plaintext to the endpoint (each one's events are
+    /// processed at once, so a request is tagged with the identity of the session that carried it), events.
+    fn pump_security(&mut self) {
+        while let Some(t) = self.security.as_mut().and_then(|l| l.poll_transmit()) {
+            self.outbox.push_back(t);
+        }
+        while let Some((peer, plain)) = self.security.as_mut().and_then(|l| l.poll_plaintext()) {
+            let now = self.now();
+            self.feed_endpoint(now, peer, &plain);
+            self.process_events();
+        }
+        while let Some(ev) = self.security.as_mut().and_then(|l| l.poll_event()) {
+            self.on_security_event(ev);
+        }
+        // Events may have produced datagrams (a close_notify, a new handshake).
+        while let Some(t) = self.security.as_mut().and_then(|l| l.poll_transmit()) {
+            self.outbox.push_back(t);
+        }
+    }
+
+    fn on_security_event(&mut self, ev: SecurityEvent) {
+        match &ev {
+            SecurityEvent::Established { peer, identity } => {
+                debug!(%peer, ?identity, "secure session established");
+            }
+            SecurityEvent::Closed { peer, reason } => {
+                debug!(%peer, %reason, "secure session closed");
+                if reason.is_authentication_failure() {
+                    self.fail_peer(*peer, RequestError::Security(reason.to_string()));
+                }
+            }
+        }
+        self.forward(Incoming::Security(ev));
+    }
+
+    /// Fail every request and notification waiting for `peer`, stopping their retransmission.
+    fn fail_peer(&mut self, peer: SocketAddr, err: RequestError) {
+        let ids: Vec<RequestId> = self
+            .pending
+            .iter()
+            .filter(|(_, p)| p.peer() == Some(peer))
+            .map(|(id, _)| *id)
+            .collect();
+        let now = self.now();
+        for id in ids {
+            self.observations.remove(&id);
+            self.fail(id, err.clone());
+            self.endpoint.cancel(now, id);
         }
     }
 
@@ -669,9 +900,18 @@ impl Driver {
                 observe,
                 reply,
             } => {
-                let id = self.endpoint.send_request(now, canonical(peer), message);
+                let peer = canonical(peer);
+                let id = self.endpoint.send_request(now, peer, message);
                 self.tickets.insert(ticket, id);
-                self.pending.insert(id, Pending::Request { ticket, reply, observe });
+                self.pending.insert(
+                    id,
+                    Pending::Request {
+                        ticket,
+                        peer: Some(peer),
+                        reply,
+                        observe,
+                    },
+                );
             }
             Command::Cancel { ticket } => {
                 if let Some(id) = self.tickets.remove(&ticket) {
@@ -693,6 +933,7 @@ impl Driver {
                             new_id,
                             Pending::Request {
                                 ticket: 0,
+                                peer: None,
                                 reply,
                                 observe: None,
                             },
@@ -715,12 +956,13 @@ impl Driver {
             }
             Command::Notify { peer, message, reply } => {
                 let non = message.mtype == MessageType::Non;
-                match self.endpoint.send_notification(now, canonical(peer), message) {
+                let peer = canonical(peer);
+                match self.endpoint.send_notification(now, peer, message) {
                     Ok(id) if non => {
                         let _ = reply.send(Ok(Delivery::Sent(id)));
                     }
                     Ok(id) => {
-                        self.pending.insert(id, Pending::Notify { reply });
+                        self.pending.insert(id, Pending::Notify { peer, reply });
                     }
                     Err(e) => {
                         let _ = reply.send(Err(e.into()));
@@ -729,6 +971,14 @@ impl Driver {
             }
             Command::Stats { reply } => {
                 let _ = reply.send(self.endpoint.stats().clone());
+            }
+            Command::Identity { peer, reply } => {
+                let id = self.security.as_ref().and_then(|l| l.identity(canonical(peer)));
+                let _ = reply.send(id);
+            }
+            Command::WithSecurity { job } => {
+                job(self.security.as_deref_mut(), now.as_millis());
+                self.pump_security();
             }
             Command::Shutdown { .. } => {}
         }
@@ -750,7 +1000,7 @@ impl Driver {
                 let _ = reply.send(Err(err));
                 true
             }
-            Some(Pending::Notify { reply }) => {
+            Some(Pending::Notify { reply, .. }) => {
                 let _ = reply.send(Err(err));
                 true
             }
@@ -785,10 +1035,12 @@ impl Driver {
                     responder,
                 } => {
                     trace!(%peer, code = %request.code, path = %request.uri_path_string(), "request");
+                    let identity = self.security.as_ref().and_then(|l| l.identity(peer));
                     let item = Incoming::Request(IncomingRequest {
                         peer,
                         request,
                         responder,
+                        identity,
                     });
                     match self.incoming.try_send(item) {
                         Ok(()) => {}
@@ -814,7 +1066,7 @@ impl Driver {
                             self.endpoint.cancel_observation(id);
                         }
                     }
-                    Some(Pending::Notify { reply }) => {
+                    Some(Pending::Notify { reply, .. }) => {
                         let _ = reply.send(Ok(Delivery::Acknowledged));
                     }
                     None => trace!(?id, "response for a cancelled request"),
@@ -841,12 +1093,17 @@ impl Driver {
                     }
                 }
                 Event::Delivered { id } => {
-                    if let Some(Pending::Notify { reply }) = self.take_request(id) {
+                    if let Some(Pending::Notify { reply, .. }) = self.take_request(id) {
                         let _ = reply.send(Ok(Delivery::Acknowledged));
                     }
                 }
                 Event::Timeout { id } => {
+                    let peer = self.pending.get(&id).and_then(Pending::peer);
                     self.fail(id, RequestError::Timeout);
+                    let now = self.now().as_millis();
+                    if let (Some(peer), Some(layer)) = (peer, self.security.as_mut()) {
+                        layer.peer_unresponsive(now, peer);
+                    }
                 }
                 Event::Reset { id } => {
                     if !self.fail(id, RequestError::Reset) {
@@ -872,18 +1129,55 @@ impl Driver {
     }
 
     async fn flush(&mut self) {
+        if self.security.is_some() {
+            return self.flush_secure().await;
+        }
         while let Some(t) = self.endpoint.poll_transmit() {
-            let to = self.wire_addr(t.peer);
-            let r = match self.socket.try_send_to(&t.bytes, to) {
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.socket.send_to(&t.bytes, to).await,
-                r => r,
-            };
-            match r {
-                Ok(_) => bump(&self.counters.sent),
-                Err(e) => {
-                    bump(&self.counters.send_errors);
-                    debug!(peer = %t.peer, error = %e, "UDP send failed");
+            self.send_datagram(t.peer, &t.bytes).await;
+        }
+    }
+
+    async fn send_datagram(&mut self, peer: SocketAddr, bytes: &[u8]) {
+        let to = self.wire_addr(peer);
+        let r = match self.socket.try_send_to(bytes, to) {
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.socket.send_to(bytes, to).await,
+            r => r,
+        };
+        match r {
+            Ok(_) => bump(&self.counters.sent),
+            Err(e) => {
+                bump(&self.counters.send_errors);
+                debug!(%peer, error = %e, "UDP send failed");
+            }
+        }
+    }
+
+    /// Seal the endpoint's datagrams, then send what the layer produced; repeat until both are quiet (events
+    /// of the layer may make the endpoint send more, e.g. a request failed on a handshake failure).
+    async fn flush_secure(&mut self) {
+        loop {
+            let mut moved = false;
+            while let Some(t) = self.endpoint.poll_transmit() {
+                moved = true;
+                let now = self.now().as_millis();
+                let Some(layer) = self.security.as_mut() else { break };
+                if let Err(e) = layer.seal(now, t.peer, &t.bytes) {
+                    bump(&self.counters.seal_errors);
+                    debug!(peer = %t.peer, error = %e, "datagram not sealed, dropped");
+                    // A full handshake queue may drain before the next retransmission; anything else will not.
+                    if e != SecurityError::QueueFull {
+                        self.fail_peer(t.peer, RequestError::Security(e.to_string()));
+                    }
                 }
+            }
+            self.pump_security();
+            self.process_events();
+            while let Some((peer, bytes)) = self.outbox.pop_front() {
+                moved = true;
+                self.send_datagram(peer, &bytes).await;
+            }
+            if !moved {
+                break;
             }
         }
     }

@@ -213,6 +213,7 @@ async fn serve(
             peer,
             request,
             responder,
+            ..
         }) = item
         else {
             continue;
