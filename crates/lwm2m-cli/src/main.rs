@@ -1,6 +1,7 @@
 //! `lwm2m`: one binary for the LwM2M server, bootstrap server, client, codec tools and benchmarks.
 #![forbid(unsafe_code)]
 
+mod client_cmd;
 mod codec;
 
 use std::process::ExitCode;
@@ -22,12 +23,15 @@ struct Cli {
 enum Command {
     /// Encode and decode LwM2M payloads in every 1.1 content format.
     Codec(codec::CodecArgs),
+    /// Run a demo LwM2M 1.1 device (objects 0-7 and a temperature sensor), driven from stdin.
+    Client(client_cmd::ClientArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Codec(args) => codec::run(args),
+        Command::Client(args) => client_cmd::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

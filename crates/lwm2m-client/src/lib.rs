@@ -10,6 +10,8 @@
 //! - [`objects`]: the standard objects 0-7 and a simulated Temperature sensor (3303).
 //! - [`dm`]: the DM&SE and Bootstrap operation dispatcher ([`dm::DataModel`]) with Access Control, attribute
 //!   storage, server accounts and the factory configuration.
+//! - [`runtime`]: the tokio runtime ([`runtime::Client::start`]): CoAP endpoints per server, registration,
+//!   DM&SE and bootstrap requests, observe/notify, Send, queue mode, firmware pull download, coaps:// with PSK.
 #![forbid(unsafe_code)]
 
 pub mod dm;
@@ -17,3 +19,4 @@ pub mod object;
 pub mod objects;
 pub mod observe;
 pub mod registration;
+pub mod runtime;

@@ -1,0 +1,332 @@
+//! Server URIs and the CoAP endpoints the runtime opens for them: one UDP socket (an ephemeral local port) per
+//! server account, plain CoAP for `coap://`, CoAP over DTLS (PSK) for `coaps://` through `lwm2m-dtls`.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+
+use lwm2m_coap::transport::udp::{Incoming, UdpEndpoint, UdpHandle};
+use lwm2m_coap::EndpointConfig;
+use tokio::sync::mpsc;
+
+use crate::objects::security::{SecurityInstance, SecurityMode};
+
+/// Default port of `coap://`.
+pub const COAP_PORT: u16 = 5683;
+/// Default port of `coaps://`.
+pub const COAPS_PORT: u16 = 5684;
+
+/// A parsed `coap://` or `coaps://` URI.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CoapUri {
+    /// `coaps://`.
+    pub secure: bool,
+    /// Host name or IP literal (without brackets).
+    pub host: String,
+    /// Port (the scheme's default when absent).
+    pub port: u16,
+    /// Path and query after the authority (`/fw.bin?x=1`), empty when none.
+    pub path_and_query: String,
+}
+
+impl CoapUri {
+    /// Parses `coap://host[:port][/path][?query]` or `coaps://...`; IPv6 literals go in brackets.
+    pub fn parse(uri: &str) -> Result<CoapUri, ConnectError> {
+        let invalid = |why: &str| ConnectError::InvalidUri {
+            uri: uri.to_owned(),
+            reason: why.to_owned(),
+        };
+        let (scheme, rest) = uri
+            .split_once("://")
+            .ok_or_else(|| invalid("expected coap://host:port or coaps://host:port"))?;
+        let secure = match scheme.to_ascii_lowercase().as_str() {
+            "coap" => false,
+            "coaps" => true,
+            other => {
+                return Err(ConnectError::UnsupportedScheme {
+                    uri: uri.to_owned(),
+                    scheme: other.to_owned(),
+                })
+            }
+        };
+        let split = rest.find(['/', '?']).unwrap_or(rest.len());
+        let (authority, path_and_query) = rest.split_at(split);
+        if authority.is_empty() {
+            return Err(invalid("the host is missing"));
+        }
+        let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
+            let (h, after) = v6
+                .split_once(']')
+                .ok_or_else(|| invalid("an IPv6 literal needs a closing ]"))?;
+            let port = match after {
+                "" => None,
+                p => Some(
+                    p.strip_prefix(':')
+                        .ok_or_else(|| invalid("junk after the IPv6 literal"))?,
+                ),
+            };
+            (h, port)
+        } else {
+            match authority.rsplit_once(':') {
+                Some((h, p)) => (h, Some(p)),
+                None => (authority, None),
+            }
+        };
+        if host.is_empty() {
+            return Err(invalid("the host is missing"));
+        }
+        let port = match port {
+            None => {
+                if secure {
+                    COAPS_PORT
+                } else {
+                    COAP_PORT
+                }
+            }
+            Some(p) => p
+                .parse::<u16>()
+                .ok()
+                .filter(|p| *p != 0)
+                .ok_or_else(|| invalid("the port is not a number in 1..=65535"))?,
+        };
+        Ok(CoapUri {
+            secure,
+            host: host.to_owned(),
+            port,
+            path_and_query: path_and_query.to_owned(),
+        })
+    }
+
+    /// Resolves the host (IP literals without a lookup) to its first address.
+    pub async fn resolve(&self) -> Result<SocketAddr, ConnectError> {
+        if let Ok(ip) = self.host.parse::<IpAddr>() {
+            return Ok(SocketAddr::new(ip, self.port));
+        }
+        let mut addrs = tokio::net::lookup_host((self.host.as_str(), self.port))
+            .await
+            .map_err(|e| ConnectError::Resolve {
+                host: self.host.clone(),
+                reason: e.to_string(),
+            })?;
+        addrs.next().ok_or_else(|| ConnectError::Resolve {
+            host: self.host.clone(),
+            reason: "no address found".into(),
+        })
+    }
+}
+
+/// Why an endpoint for a server could not be opened.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConnectError {
+    /// The URI does not parse.
+    #[error("invalid server URI {uri:?}: {reason}")]
+    InvalidUri {
+        /// The URI.
+        uri: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A scheme other than `coap` and `coaps` (TCP, SMS and Non-IP bindings are not supported).
+    #[error("server URI {uri:?}: scheme {scheme:?} is not supported (use coap:// or coaps://)")]
+    UnsupportedScheme {
+        /// The URI.
+        uri: String,
+        /// Its scheme.
+        scheme: String,
+    },
+    /// The host name did not resolve.
+    #[error("cannot resolve {host:?}: {reason}")]
+    Resolve {
+        /// The host.
+        host: String,
+        /// The resolver's answer.
+        reason: String,
+    },
+    /// The local socket could not be bound.
+    #[error("cannot bind a local UDP socket: {0}")]
+    Bind(String),
+    /// The account's security mode cannot be used with the URI or is not supported.
+    #[error("{0}")]
+    Security(String),
+}
+
+/// What a secure endpoint needs from the account (`/0/x/2`, `/0/x/3`, `/0/x/5`), comparable so that a changed
+/// account gets a new endpoint (digest §3.3: close the session when security data changes).
+#[derive(Clone, PartialEq, Eq)]
+pub struct AccountSecurity {
+    /// The server URI (`/0/x/0`).
+    pub uri: String,
+    /// Security mode.
+    pub mode: SecurityMode,
+    /// `/0/x/3`.
+    pub identity: Vec<u8>,
+    /// `/0/x/5`.
+    pub secret: Vec<u8>,
+}
+
+impl std::fmt::Debug for AccountSecurity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AccountSecurity")
+            .field("uri", &self.uri)
+            .field("mode", &self.mode)
+            .field("identity", &String::from_utf8_lossy(&self.identity))
+            .finish_non_exhaustive()
+    }
+}
+
+impl AccountSecurity {
+    /// The security data of a Security instance.
+    pub fn of(s: &SecurityInstance) -> AccountSecurity {
+        AccountSecurity {
+            uri: s.uri.clone(),
+            mode: s.mode,
+            identity: s.public_key_or_identity.clone(),
+            secret: s.secret_key.clone(),
+        }
+    }
+}
+
+/// An open endpoint: the handle, its inbound channel and the server's address.
+pub struct Opened {
+    /// The driver handle.
+    pub handle: UdpHandle,
+    /// Inbound requests and events.
+    pub incoming: mpsc::Receiver<Incoming>,
+    /// The server's resolved address.
+    pub peer: SocketAddr,
+}
+
+/// The unspecified address of the peer's family, port 0.
+fn local_for(peer: SocketAddr) -> SocketAddr {
+    match peer {
+        SocketAddr::V4(_) => SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 0),
+        SocketAddr::V6(_) => SocketAddr::new(IpAddr::V6(Ipv6Addr::UNSPECIFIED), 0),
+    }
+}
+
+/// Opens an endpoint for `account` on an ephemeral local port: plain CoAP for `coap://` (any credentials are
+/// ignored), DTLS with the account's PSK for `coaps://`.
+pub async fn open(account: &AccountSecurity, coap: &EndpointConfig) -> Result<Opened, ConnectError> {
+    let uri = CoapUri::parse(&account.uri)?;
+    let peer = uri.resolve().await?;
+    let local = local_for(peer);
+    let (handle, incoming) = if uri.secure {
+        open_secure(account, local, coap).await?
+    } else {
+        if account.mode != SecurityMode::NoSec {
+            tracing::warn!(uri = %account.uri, mode = ?account.mode, "coap:// URI: security mode ignored, using plain CoAP");
+        }
+        UdpEndpoint::bind(local, coap.clone())
+            .await
+            .map_err(|e| ConnectError::Bind(e.to_string()))?
+    };
+    Ok(Opened { handle, incoming, peer })
+}
+
+#[cfg(feature = "dtls")]
+async fn open_secure(
+    account: &AccountSecurity,
+    local: SocketAddr,
+    coap: &EndpointConfig,
+) -> Result<(UdpHandle, mpsc::Receiver<Incoming>), ConnectError> {
+    use lwm2m_dtls::coap_layer::DtlsClientLayer;
+    match account.mode {
+        SecurityMode::Psk => {
+            if account.identity.is_empty() || account.secret.is_empty() {
+                return Err(ConnectError::Security(format!(
+                    "{}: PSK mode needs an identity (/0/x/3) and a key (/0/x/5)",
+                    account.uri
+                )));
+            }
+            let cfg = lwm2m_dtls::ClientConfig::psk(account.identity.clone(), account.secret.clone());
+            let layer = DtlsClientLayer::with_default(cfg)
+                .map_err(|e| ConnectError::Security(format!("{}: DTLS client setup failed: {e}", account.uri)))?;
+            UdpEndpoint::bind_secure(local, coap.clone(), layer)
+                .await
+                .map_err(|e| ConnectError::Bind(e.to_string()))
+        }
+        SecurityMode::NoSec => Err(ConnectError::Security(format!(
+            "{}: a coaps:// server needs credentials (security mode is NoSec); use coap:// or configure a PSK",
+            account.uri
+        ))),
+        other => Err(ConnectError::Security(format!(
+            "{}: security mode {other:?} is not supported by the client runtime yet (only PSK)",
+            account.uri
+        ))),
+    }
+}
+
+#[cfg(not(feature = "dtls"))]
+async fn open_secure(
+    account: &AccountSecurity,
+    _local: SocketAddr,
+    _coap: &EndpointConfig,
+) -> Result<(UdpHandle, mpsc::Receiver<Incoming>), ConnectError> {
+    Err(ConnectError::Security(format!(
+        "{}: coaps:// needs lwm2m-client's `dtls` feature",
+        account.uri
+    )))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_coap_uris() {
+        let u = CoapUri::parse("coap://127.0.0.1:5683").unwrap();
+        assert_eq!((u.secure, u.host.as_str(), u.port), (false, "127.0.0.1", 5683));
+        let u = CoapUri::parse("coaps://dm.example.com").unwrap();
+        assert_eq!((u.secure, u.host.as_str(), u.port), (true, "dm.example.com", 5684));
+        let u = CoapUri::parse("coap://[::1]:7000/fw/image.bin?v=2").unwrap();
+        assert_eq!(
+            (u.host.as_str(), u.port, u.path_and_query.as_str()),
+            ("::1", 7000, "/fw/image.bin?v=2")
+        );
+        let u = CoapUri::parse("COAP://h/x").unwrap();
+        assert_eq!((u.port, u.path_and_query.as_str()), (5683, "/x"));
+        let u = CoapUri::parse("coap://[fe80::1]").unwrap();
+        assert_eq!((u.host.as_str(), u.port), ("fe80::1", 5683));
+    }
+
+    #[test]
+    fn rejects_bad_uris_with_the_reason() {
+        let e = CoapUri::parse("127.0.0.1:5683").unwrap_err();
+        assert!(e.to_string().contains("expected coap://"), "{e}");
+        let e = CoapUri::parse("coap+tcp://h:1").unwrap_err();
+        assert!(matches!(e, ConnectError::UnsupportedScheme { .. }), "{e}");
+        assert!(e.to_string().contains("use coap:// or coaps://"));
+        for bad in [
+            "coap://",
+            "coap://:5683",
+            "coap://h:x",
+            "coap://h:0",
+            "coap://h:70000",
+            "coap://[::1",
+            "coap://[::1]x",
+        ] {
+            assert!(
+                matches!(CoapUri::parse(bad), Err(ConnectError::InvalidUri { .. })),
+                "{bad}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn resolves_literals_without_lookup() {
+        let u = CoapUri::parse("coap://127.0.0.1:9").unwrap();
+        assert_eq!(u.resolve().await.unwrap(), "127.0.0.1:9".parse().unwrap());
+        let u = CoapUri::parse("coap://localhost:9").unwrap();
+        assert!(u.resolve().await.unwrap().ip().is_loopback());
+    }
+
+    #[tokio::test]
+    async fn coaps_without_credentials_is_refused() {
+        let acc = AccountSecurity {
+            uri: "coaps://127.0.0.1:5684".into(),
+            mode: SecurityMode::NoSec,
+            identity: Vec::new(),
+            secret: Vec::new(),
+        };
+        let e = open(&acc, &EndpointConfig::default()).await.err().unwrap();
+        assert!(matches!(e, ConnectError::Security(_)), "{e}");
+    }
+}

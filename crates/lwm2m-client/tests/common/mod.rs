@@ -1,0 +1,245 @@
+//! A scripted LwM2M server for the runtime tests, built from lwm2m-coap's UDP driver: it logs every request the
+//! client sends (with the virtual time it arrived) and answers it with a closure; the test sends its own
+//! requests to the client through the same handle.
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use lwm2m_client::runtime::ClientEvent;
+use lwm2m_coap::transport::udp::{Incoming, UdpEndpoint, UdpHandle};
+use lwm2m_coap::{Code, EndpointConfig, Message};
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+/// Guard for every wait: long enough never to fire in a passing test (virtual time auto-advances to it only
+/// when the client is stuck).
+pub const GUARD: Duration = Duration::from_secs(3 * 86_400);
+
+/// One request the client sent to the scripted server.
+#[derive(Debug, Clone)]
+pub struct Logged {
+    /// Virtual time since the server started.
+    pub at: Duration,
+    /// The client's address.
+    pub peer: SocketAddr,
+    /// The request.
+    pub request: Message,
+}
+
+impl Logged {
+    /// `"POST /rd"`.
+    pub fn line(&self) -> String {
+        format!("{} {}", method(self.request.code), self.request.uri_path_string())
+    }
+
+    /// The Uri-Query options.
+    pub fn queries(&self) -> Vec<String> {
+        self.request.uri_query()
+    }
+}
+
+/// `GET`, `POST`...
+pub fn method(c: Code) -> &'static str {
+    match c {
+        Code::GET => "GET",
+        Code::POST => "POST",
+        Code::PUT => "PUT",
+        Code::DELETE => "DELETE",
+        Code::FETCH => "FETCH",
+        Code::IPATCH => "IPATCH",
+        _ => "?",
+    }
+}
+
+/// The answering rule: `None` leaves the request unanswered.
+pub type Rule = Box<dyn FnMut(&Message) -> Option<Message> + Send>;
+
+/// A server answering like a plain LwM2M server: Register → 2.01 `rd/xyz`, Update → 2.04, De-register → 2.02,
+/// Send → 2.04, Bootstrap-Request → 2.04.
+pub fn lwm2m_server() -> Rule {
+    Box::new(|req| Some(standard_answer(req)))
+}
+
+/// The standard answers of [`lwm2m_server`].
+pub fn standard_answer(req: &Message) -> Message {
+    let path = req.uri_path();
+    let p: Vec<&str> = path.iter().map(String::as_str).collect();
+    match (req.code, p.as_slice()) {
+        (Code::POST, ["rd"]) => {
+            let mut m = Message::response_to(req, Code::CREATED);
+            m.set_location_path("rd/xyz");
+            m
+        }
+        (Code::POST, ["rd", _]) => Message::response_to(req, Code::CHANGED),
+        (Code::DELETE, ["rd", _]) => Message::response_to(req, Code::DELETED),
+        (Code::POST, ["dp"]) => Message::response_to(req, Code::CHANGED),
+        (Code::POST, ["bs"]) => Message::response_to(req, Code::CHANGED),
+        _ => Message::response_to(req, Code::NOT_FOUND),
+    }
+}
+
+/// The scripted server.
+pub struct Server {
+    /// Its endpoint (send requests to the client with it).
+    pub handle: UdpHandle,
+    /// Its address.
+    pub addr: SocketAddr,
+    /// Every request the client sent, in arrival order.
+    pub log: mpsc::UnboundedReceiver<Logged>,
+}
+
+impl Server {
+    /// Binds 127.0.0.1 on an ephemeral port and answers with `rule`.
+    pub async fn start(rule: Rule) -> Server {
+        Self::start_with(rule, EndpointConfig::default()).await
+    }
+
+    /// Like [`Server::start`] with CoAP parameters.
+    pub async fn start_with(mut rule: Rule, config: EndpointConfig) -> Server {
+        let (handle, mut incoming) = UdpEndpoint::bind("127.0.0.1:0".parse().unwrap(), config)
+            .await
+            .expect("bind the scripted server");
+        let addr = handle.local_addr();
+        let (tx, log) = mpsc::unbounded_channel();
+        let h = handle.clone();
+        let t0 = Instant::now();
+        tokio::spawn(async move {
+            while let Some(item) = incoming.recv().await {
+                if let Incoming::Request(r) = item {
+                    let _ = tx.send(Logged {
+                        at: t0.elapsed(),
+                        peer: r.peer,
+                        request: r.request.clone(),
+                    });
+                    if let Some(resp) = rule(&r.request) {
+                        let _ = h.respond(r.responder, resp);
+                    }
+                }
+            }
+        });
+        Server { handle, addr, log }
+    }
+
+    /// `coap://127.0.0.1:port`.
+    pub fn uri(&self) -> String {
+        format!("coap://{}", self.addr)
+    }
+
+    /// The next request the client sent.
+    pub async fn next(&mut self) -> Logged {
+        tokio::time::timeout(GUARD, self.log.recv())
+            .await
+            .expect("the client sent nothing")
+            .expect("server log closed")
+    }
+
+    /// The next request whose `"METHOD /path"` starts with `prefix`, skipping others.
+    pub async fn next_matching(&mut self, prefix: &str) -> Logged {
+        loop {
+            let l = self.next().await;
+            if l.line().starts_with(prefix) {
+                return l;
+            }
+        }
+    }
+
+    /// Sends `req` to the client and returns the answer.
+    pub async fn ask(&self, client: SocketAddr, req: Message) -> Message {
+        tokio::time::timeout(GUARD, self.handle.request(client, req))
+            .await
+            .expect("no answer in time")
+            .expect("the client answered")
+    }
+}
+
+/// Waits for the first event `f` accepts.
+pub async fn until<T>(
+    events: &mut mpsc::UnboundedReceiver<ClientEvent>,
+    mut f: impl FnMut(&ClientEvent) -> Option<T>,
+) -> T {
+    loop {
+        let ev = tokio::time::timeout(GUARD, events.recv())
+            .await
+            .expect("no such event in time")
+            .expect("the client stopped");
+        if let Some(t) = f(&ev) {
+            return t;
+        }
+    }
+}
+
+impl Server {
+    /// A CoAP-over-DTLS server (PSK `identity`/`key`) answering with `rule`.
+    #[cfg(feature = "dtls")]
+    pub async fn start_secure(mut rule: Rule, identity: &str, key: &[u8]) -> Server {
+        use lwm2m_dtls::coap_layer::DtlsServerLayer;
+        use lwm2m_dtls::{DtlsServer, MemoryCredentialStore, ServerConfig};
+        let store = MemoryCredentialStore::new();
+        store.add_psk(identity, key.to_vec());
+        let dtls = DtlsServer::new(ServerConfig::default(), std::sync::Arc::new(store)).expect("DTLS server");
+        let (handle, mut incoming) = UdpEndpoint::bind_secure(
+            "127.0.0.1:0".parse().unwrap(),
+            EndpointConfig::default(),
+            DtlsServerLayer::new(dtls),
+        )
+        .await
+        .expect("bind the scripted DTLS server");
+        let addr = handle.local_addr();
+        let (tx, log) = mpsc::unbounded_channel();
+        let h = handle.clone();
+        let t0 = Instant::now();
+        tokio::spawn(async move {
+            while let Some(item) = incoming.recv().await {
+                if let Incoming::Request(r) = item {
+                    let _ = tx.send(Logged {
+                        at: t0.elapsed(),
+                        peer: r.peer,
+                        request: r.request.clone(),
+                    });
+                    if let Some(resp) = rule(&r.request) {
+                        let _ = h.respond(r.responder, resp);
+                    }
+                }
+            }
+        });
+        Server { handle, addr, log }
+    }
+}
+
+/// A peer that never answers: logs every datagram (retransmissions included) with its arrival time.
+pub struct Silent {
+    /// Its address.
+    pub addr: SocketAddr,
+    /// `(arrival, message)` of every datagram.
+    pub log: mpsc::UnboundedReceiver<(Duration, Message)>,
+}
+
+impl Silent {
+    /// Binds 127.0.0.1 on an ephemeral port.
+    pub async fn start() -> Silent {
+        let socket = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let addr = socket.local_addr().unwrap();
+        let (tx, log) = mpsc::unbounded_channel();
+        let t0 = Instant::now();
+        tokio::spawn(async move {
+            let mut buf = vec![0u8; 65_535];
+            while let Ok((n, _)) = socket.recv_from(&mut buf).await {
+                if let Ok(m) = Message::decode(&buf[..n]) {
+                    if tx.send((t0.elapsed(), m)).is_err() {
+                        break;
+                    }
+                }
+            }
+        });
+        Silent { addr, log }
+    }
+
+    /// The next datagram.
+    pub async fn next(&mut self) -> (Duration, Message) {
+        tokio::time::timeout(GUARD, self.log.recv())
+            .await
+            .expect("nothing arrived")
+            .expect("log closed")
+    }
+}
