@@ -10,8 +10,8 @@ use clap::{Parser, Subcommand};
 
 /// lwm2m-rs: an OMA LightweightM2M 1.1 stack.
 ///
-/// Today this binary offers the `codec` tools; the server, bootstrap server, client and bench
-/// subcommands arrive with their issues (see README.md).
+/// `lwm2m client` runs a demo device and `lwm2m codec` converts payloads between every LwM2M
+/// content format and JSON. The server and bootstrap server roles are being built (docs/status.md).
 #[derive(Parser, Debug)]
 #[command(name = "lwm2m", version, about, long_about)]
 struct Cli {
