@@ -1,0 +1,105 @@
+//! The server on a plain and a DTLS socket at once: a PSK device registers over DTLS without `ep` (the identity
+//! names it), is managed and sends over the same session; the security identity guards Register, Update,
+//! De-register and Send (digest §10.5).
+
+mod common;
+
+use std::sync::Arc;
+
+use common::*;
+use lwm2m_coap::{Code, Message, PeerIdentity, UdpEndpoint};
+use lwm2m_core::format::ContentFormat;
+use lwm2m_core::{Node, Path, ResourceNode, Value};
+use lwm2m_dtls::coap_layer::{DtlsClientLayer, DtlsServerLayer};
+use lwm2m_dtls::{ClientConfig, DtlsServer};
+use lwm2m_server::security::{Credential, MemorySecurityStore, SecurityInfo, StoreCredentials};
+use lwm2m_server::{Event, RequestOptions, Server, ServerConfig};
+
+const KEY: &[u8] = b"secret-psk-0123";
+
+#[tokio::test]
+async fn psk_device_over_dtls_next_to_plain_coap() {
+    let security = Arc::new(MemorySecurityStore::new());
+    security
+        .put(SecurityInfo {
+            endpoint: "psk-dev".into(),
+            credential: Credential::Psk {
+                identity: "psk-id".into(),
+                key: KEY.to_vec(),
+            },
+        })
+        .unwrap();
+    let dtls = DtlsServer::new(
+        lwm2m_dtls::ServerConfig::default(),
+        Arc::new(StoreCredentials(security.clone())),
+    )
+    .unwrap();
+    let plain = UdpEndpoint::bind("127.0.0.1:0".parse().unwrap(), fast_coap())
+        .await
+        .unwrap();
+    let secure = UdpEndpoint::bind_secure("127.0.0.1:0".parse().unwrap(), fast_coap(), DtlsServerLayer::new(dtls))
+        .await
+        .unwrap();
+    let (plain_addr, secure_addr) = (plain.0.local_addr(), secure.0.local_addr());
+    let config = ServerConfig {
+        security: security.clone(),
+        ..ServerConfig::default()
+    };
+    let (server, mut events) = Server::start(config, vec![plain, secure]).unwrap();
+    assert_eq!(server.local_addrs(), vec![plain_addr, secure_addr]);
+
+    let layer = DtlsClientLayer::with_default(ClientConfig::psk(b"psk-id".to_vec(), KEY.to_vec())).unwrap();
+    let socket = UdpEndpoint::bind_secure("127.0.0.1:0".parse().unwrap(), fast_coap(), layer)
+        .await
+        .unwrap();
+    let mut dev = Device::on_socket(secure_addr, data_model(), None, socket);
+
+    // 1.1 without ep: the PSK identity names the endpoint.
+    assert_eq!(dev.register(&["lwm2m=1.1", "lt=300"]).await.code, Code::CREATED);
+    let Event::Registered { registration: r, .. } =
+        next_event(&mut events, |e| matches!(e, Event::Registered { .. })).await
+    else {
+        unreachable!()
+    };
+    assert_eq!(r.endpoint, "psk-dev");
+    assert_eq!(r.identity, Some(PeerIdentity::Psk(b"psk-id".to_vec())));
+    assert_eq!(r.socket, 1);
+
+    // Managed over the same session.
+    let resp = server
+        .read("psk-dev", "/3442/0/120".parse().unwrap(), RequestOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(
+        resp.node(),
+        Some(&Node::Resource(ResourceNode::single(120, Value::Integer(42))))
+    );
+    assert_eq!(dev.next_received().await.path, "/3442/0/120");
+    // Send over DTLS.
+    let path: Path = "/3303/0/5700".parse().unwrap();
+    assert_eq!(dev.send(&[path], ContentFormat::SenmlCbor).await.code, Code::CHANGED);
+    // Update over DTLS.
+    assert_eq!(dev.update(&["lt=600"], None).await.code, Code::CHANGED);
+    // Claiming another endpoint with these credentials: 4.00.
+    assert_eq!(
+        dev.register(&["lwm2m=1.1", "ep=someone-else"]).await.code,
+        Code::BAD_REQUEST
+    );
+
+    // A plain-CoAP client can neither take the name nor touch the registration.
+    let mut intruder = Device::start(plain_addr).await;
+    assert_eq!(intruder.register(&["ep=psk-dev"]).await.code, Code::FORBIDDEN);
+    intruder.location = dev.location.clone();
+    assert_eq!(intruder.update(&["lt=1"], None).await.code, Code::FORBIDDEN);
+    assert_eq!(intruder.deregister().await.code, Code::FORBIDDEN);
+    let m = Message::request(Code::POST, "/dp")
+        .with_content_format(110)
+        .with_payload(r#"[{"n":"/3303/0/5700","v":1}]"#);
+    assert_eq!(intruder.raw(m).await.unwrap().code, Code::BAD_REQUEST);
+    assert_eq!(server.registration("psk-dev").unwrap().unwrap().lifetime_s, 600);
+
+    // The device itself can De-register.
+    assert_eq!(dev.deregister().await.code, Code::DELETED);
+    assert!(server.registration("psk-dev").unwrap().is_none());
+    server.shutdown().await;
+}
