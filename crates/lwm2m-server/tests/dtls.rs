@@ -103,3 +103,57 @@ async fn psk_device_over_dtls_next_to_plain_coap() {
     assert!(server.registration("psk-dev").unwrap().is_none());
     server.shutdown().await;
 }
+
+/// A DTLS client with the wrong PSK key, or with an identity the store does not know, never gets a registration:
+/// the handshake fails, the Register never reaches the server, and no Registered event is emitted.
+#[tokio::test]
+async fn wrong_key_and_unknown_identity_never_register() {
+    let security = Arc::new(MemorySecurityStore::new());
+    security
+        .put(SecurityInfo {
+            endpoint: "psk-dev".into(),
+            credential: Credential::Psk {
+                identity: "psk-id".into(),
+                key: KEY.to_vec(),
+            },
+        })
+        .unwrap();
+    let dtls = DtlsServer::new(
+        lwm2m_dtls::ServerConfig::default(),
+        Arc::new(StoreCredentials(security.clone())),
+    )
+    .unwrap();
+    let secure = UdpEndpoint::bind_secure("127.0.0.1:0".parse().unwrap(), fast_coap(), DtlsServerLayer::new(dtls))
+        .await
+        .unwrap();
+    let secure_addr = secure.0.local_addr();
+    let config = ServerConfig {
+        security: security.clone(),
+        ..ServerConfig::default()
+    };
+    let (server, mut events) = Server::start(config, vec![secure]).unwrap();
+
+    for (identity, key) in [(&b"psk-id"[..], &b"not-the-right-key"[..]), (&b"stranger"[..], KEY)] {
+        let mut cfg = ClientConfig::psk(identity.to_vec(), key.to_vec());
+        cfg.timing.handshake_timeout_ms = 1_500;
+        let layer = DtlsClientLayer::with_default(cfg).unwrap();
+        let socket = UdpEndpoint::bind_secure("127.0.0.1:0".parse().unwrap(), fast_coap(), layer)
+            .await
+            .unwrap();
+        let dev = Device::on_socket(secure_addr, data_model(), None, socket);
+        let m = Message::request(Code::POST, "/rd?ep=psk-dev&lwm2m=1.1").with_content_format(40);
+        let answer = tokio::time::timeout(std::time::Duration::from_secs(20), dev.raw(m))
+            .await
+            .expect("the request ends (handshake failure or CoAP timeout)");
+        assert!(
+            answer.is_err(),
+            "{identity:?}: the Register must not be answered, got {answer:?}"
+        );
+    }
+    assert!(server.registration("psk-dev").unwrap().is_none());
+    assert!(server.registrations().unwrap().is_empty());
+    while let Ok(e) = events.try_recv() {
+        assert!(!matches!(e, Event::Registered { .. }), "unexpected {e:?}");
+    }
+    server.shutdown().await;
+}
