@@ -2,20 +2,20 @@
 //!
 //! The JSON form maps each resource or resource-instance path to its value:
 //! numbers, booleans and strings as such; Opaque as `{"base64": "..."}`; Objlnk as `"O:I"`;
-//! Time as integer seconds. Link format maps each link target to its parameters.
+//! Time as integer seconds (the helpers live in `lwm2m_web::json`, shared with the REST API). Link format maps
+//! each link target to its parameters.
 
 use std::io::{IsTerminal, Read, Write};
 use std::path::PathBuf;
 
 use anyhow::{anyhow, bail, Context, Result};
-use base64::Engine;
 use clap::{Args, Subcommand};
 use lwm2m_core::format::{self, link, ContentFormat};
 use lwm2m_core::model::{ModelRegistry, Models};
 use lwm2m_core::node::{Node, Record};
 use lwm2m_core::path::Path;
-use lwm2m_core::value::{DataType, Value};
-use serde_json::{Map, Number, Value as Json};
+use lwm2m_web::json::{json_to_value, value_to_json};
+use serde_json::{Map, Value as Json};
 
 #[derive(Args, Debug)]
 pub struct CodecArgs {
@@ -163,7 +163,7 @@ pub fn decode(format: ContentFormat, path: &Path, payload: &[u8], models: &dyn M
                     m.insert("path".into(), Json::String(r.path.to_string()));
                     m.insert("value".into(), value_to_json(&r.value));
                     if let Some(t) = r.time {
-                        m.insert("time".into(), float_json(t));
+                        m.insert("time".into(), lwm2m_web::json::float_json(t));
                     }
                     Json::Object(m)
                 })
@@ -180,66 +180,6 @@ pub fn decode(format: ContentFormat, path: &Path, payload: &[u8], models: &dyn M
         }
     }
     Ok(Json::Object(map))
-}
-
-fn float_json(f: f64) -> Json {
-    Number::from_f64(f).map(Json::Number).unwrap_or(Json::Null)
-}
-
-/// One value in the codec's JSON form.
-pub fn value_to_json(v: &Value) -> Json {
-    match v {
-        Value::String(s) | Value::Corelnk(s) => Json::String(s.clone()),
-        Value::Integer(i) | Value::Time(i) => Json::Number((*i).into()),
-        Value::UnsignedInteger(u) => Json::Number((*u).into()),
-        Value::Float(f) => float_json(*f),
-        Value::Boolean(b) => Json::Bool(*b),
-        Value::Opaque(b) => {
-            let mut m = Map::new();
-            m.insert(
-                "base64".into(),
-                Json::String(base64::engine::general_purpose::STANDARD.encode(b)),
-            );
-            Json::Object(m)
-        }
-        Value::Objlnk(l) => Json::String(l.to_string()),
-    }
-}
-
-/// One JSON value to a typed value; `ty` from the model when known.
-pub fn json_to_value(path: &Path, j: &Json, ty: Option<DataType>) -> Result<Value> {
-    let untyped = match j {
-        Json::Bool(b) => Value::Boolean(*b),
-        Json::Number(n) => {
-            if let Some(i) = n.as_i64() {
-                Value::Integer(i)
-            } else if let Some(u) = n.as_u64() {
-                Value::UnsignedInteger(u)
-            } else {
-                Value::Float(
-                    n.as_f64()
-                        .ok_or_else(|| anyhow!("{path}: number {n} is out of range"))?,
-                )
-            }
-        }
-        Json::String(s) => Value::String(s.clone()),
-        Json::Object(m) if m.len() == 1 && m.contains_key("base64") => {
-            let s = m["base64"]
-                .as_str()
-                .ok_or_else(|| anyhow!("{path}: \"base64\" must be a string"))?;
-            let bytes = base64::engine::general_purpose::STANDARD
-                .decode(s)
-                .map_err(|e| anyhow!("{path}: invalid base64 ({e})"))?;
-            Value::Opaque(bytes)
-        }
-        other => bail!(
-            "{path}: unsupported JSON value {other}; use a number, boolean, string, \"O:I\" or {{\"base64\": \"...\"}}"
-        ),
-    };
-    match ty {
-        None | Some(DataType::None) => Ok(untyped),
-        Some(t) => untyped.convert(t).map_err(|e| anyhow!("{path}: {e}")),
-    }
 }
 
 /// Encodes the codec JSON form in `format` at `path`.
@@ -302,6 +242,7 @@ pub fn encode(format: ContentFormat, path: &Path, json: &Json, models: &dyn Mode
 #[cfg(test)]
 mod tests {
     use super::*;
+    use lwm2m_core::value::{DataType, Value};
 
     #[test]
     fn hex_parsing() {

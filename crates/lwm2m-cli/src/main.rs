@@ -3,6 +3,7 @@
 
 mod client_cmd;
 mod codec;
+mod server_cmd;
 
 use std::process::ExitCode;
 
@@ -10,8 +11,9 @@ use clap::{Parser, Subcommand};
 
 /// lwm2m-rs: an OMA LightweightM2M 1.1 stack.
 ///
-/// `lwm2m client` runs a demo device and `lwm2m codec` converts payloads between every LwM2M
-/// content format and JSON. The server and bootstrap server roles are being built (docs/status.md).
+/// `lwm2m server` runs the LwM2M server with its REST API, `lwm2m client` runs a demo device and
+/// `lwm2m codec` converts payloads between every LwM2M content format and JSON. The bootstrap server role
+/// is being built (docs/status.md).
 #[derive(Parser, Debug)]
 #[command(name = "lwm2m", version, about, long_about)]
 struct Cli {
@@ -23,6 +25,8 @@ struct Cli {
 enum Command {
     /// Encode and decode LwM2M payloads in every 1.1 content format.
     Codec(codec::CodecArgs),
+    /// Run the LwM2M 1.1 server with its REST API (CoAP 5683, CoAPS 5684, HTTP 8080).
+    Server(server_cmd::ServerArgs),
     /// Run a demo LwM2M 1.1 device (objects 0-7 and a temperature sensor), driven from stdin.
     Client(client_cmd::ClientArgs),
 }
@@ -32,6 +36,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Codec(args) => codec::run(args),
         Command::Client(args) => client_cmd::run(args),
+        Command::Server(args) => server_cmd::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
