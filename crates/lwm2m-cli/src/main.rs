@@ -1,6 +1,7 @@
 //! `lwm2m`: one binary for the LwM2M server, bootstrap server, client, codec tools and benchmarks.
 #![forbid(unsafe_code)]
 
+mod bootstrap_cmd;
 mod client_cmd;
 mod codec;
 mod server_cmd;
@@ -11,9 +12,9 @@ use clap::{Parser, Subcommand};
 
 /// lwm2m-rs: an OMA LightweightM2M 1.1 stack.
 ///
-/// `lwm2m server` runs the LwM2M server with its REST API, `lwm2m client` runs a demo device and
-/// `lwm2m codec` converts payloads between every LwM2M content format and JSON. The bootstrap server role
-/// is being built (docs/status.md).
+/// `lwm2m server` runs the LwM2M server with its REST API, `lwm2m bootstrap` the Bootstrap-Server,
+/// `lwm2m client` runs a demo device and `lwm2m codec` converts payloads between every LwM2M content format
+/// and JSON.
 #[derive(Parser, Debug)]
 #[command(name = "lwm2m", version, about, long_about)]
 struct Cli {
@@ -29,6 +30,8 @@ enum Command {
     Server(server_cmd::ServerArgs),
     /// Run a demo LwM2M 1.1 device (objects 0-7 and a temperature sensor), driven from stdin.
     Client(client_cmd::ClientArgs),
+    /// Run the LwM2M 1.1 Bootstrap-Server (CoAP 5783, CoAPS 5784, endpoint configurations in a TOML file).
+    Bootstrap(bootstrap_cmd::BootstrapArgs),
 }
 
 fn main() -> ExitCode {
@@ -37,6 +40,7 @@ fn main() -> ExitCode {
         Command::Codec(args) => codec::run(args),
         Command::Client(args) => client_cmd::run(args),
         Command::Server(args) => server_cmd::run(args),
+        Command::Bootstrap(args) => bootstrap_cmd::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
