@@ -17,7 +17,8 @@ use lwm2m_core::model::ModelRegistry;
 use lwm2m_dtls::coap_layer::DtlsServerLayer;
 use lwm2m_dtls::DtlsServer;
 use lwm2m_server::security::{Credential, MemorySecurityStore, SecurityInfo, StoreCredentials};
-use lwm2m_server::{Server, ServerConfig, Socket};
+use lwm2m_server::store::ServerDb;
+use lwm2m_server::{RegistrationStore, Server, ServerConfig, Socket};
 use lwm2m_web::WebApi;
 use serde::Deserialize;
 
@@ -25,6 +26,8 @@ const DEFAULT_COAP: &str = "0.0.0.0:5683,[::]:5683";
 const DEFAULT_COAPS: &str = "0.0.0.0:5684,[::]:5684";
 const DEFAULT_HTTP: &str = "127.0.0.1:8080";
 const DEFAULT_DATA: &str = "./lwm2m-data";
+/// The database file in the data directory.
+const DB_FILE: &str = "server.redb";
 
 /// The config-file example of `--help`.
 macro_rules! config_example {
@@ -53,8 +56,9 @@ macro_rules! config_example {
 Every option can also be set with its environment variable (shown with each option) or a key of the
 --config file; flags win over environment variables, which win over the file.
 
-PERSISTENCE: the data directory is created, but the server keeps registrations and credentials in memory
-until the persistence issue lands: a restart forgets them (devices re-register at their next Update).
+PERSISTENCE: registrations and security credentials are kept in DATA_DIR/server.redb (an embedded ACID
+database) and survive a restart or crash: devices go on sending Updates to their old location. Every change
+is committed before it is answered. One server per data directory.
 
 SECURITY: the HTTP API has no authentication; it listens on 127.0.0.1 unless --http-addr says otherwise.
 Add device credentials with PUT /api/security/{endpoint} or --psk; CoAPS looks PSK keys up there.
@@ -81,8 +85,8 @@ pub struct ServerArgs {
     /// HTTP address of the REST API, SSE events and /metrics, or `off` [default: 127.0.0.1:8080].
     #[arg(long, env = "LWM2M_HTTP_ADDR", value_name = "ADDR")]
     http_addr: Option<String>,
-    /// Data directory, created if missing [default: ./lwm2m-data]. State is in-memory until the persistence
-    /// issue lands.
+    /// Data directory, created if missing [default: ./lwm2m-data]. Registrations and credentials persist in
+    /// DIR/server.redb.
     #[arg(long, env = "LWM2M_DATA_DIR", value_name = "DIR")]
     data_dir: Option<PathBuf>,
     /// A TOML configuration file (keys below).
@@ -428,7 +432,16 @@ async fn shutdown_signal() {
 }
 
 async fn serve(settings: Settings, models: ModelRegistry) -> Result<()> {
-    let security = Arc::new(MemorySecurityStore::new());
+    let db_path = settings.data_dir.join(DB_FILE);
+    let db = ServerDb::open(&db_path).context("pass --data-dir DIR (or LWM2M_DATA_DIR) with another directory")?;
+    let registrations = db
+        .registrations()
+        .with_context(|| format!("loading registrations from {}", db_path.display()))?;
+    let persistent = db
+        .security()
+        .with_context(|| format!("loading security credentials from {}", db_path.display()))?;
+    let security = persistent.store().clone();
+    let (n_reg, n_sec) = (registrations.len(), security.list().len());
     for info in &settings.psk {
         security
             .put(info.clone())
@@ -440,6 +453,7 @@ async fn serve(settings: Settings, models: ModelRegistry) -> Result<()> {
     }
     let config = ServerConfig {
         models: Arc::new(models),
+        store: Arc::new(registrations),
         security: security.clone(),
         request_timeout: settings.request_timeout,
         awake_time: settings.awake_time,
@@ -472,8 +486,8 @@ async fn serve(settings: Settings, models: ModelRegistry) -> Result<()> {
         }
     };
     lines.push(format!(
-        "data   {}  (in-memory until the persistence issue lands: a restart forgets registrations and credentials)",
-        settings.data_dir.display()
+        "data   {}  ({n_reg} registrations and {n_sec} credentials loaded; persistent)",
+        db_path.display()
     ));
     say(format!("lwm2m server {}", env!("CARGO_PKG_VERSION")));
     for l in &lines {

@@ -112,7 +112,7 @@ async fn server_binary_serves_the_api() {
     assert!(
         lines
             .iter()
-            .any(|l| l.contains("in-memory until the persistence issue lands")),
+            .any(|l| l.contains("registrations and 0 credentials loaded; persistent")),
         "{lines:?}"
     );
     assert!(!lines.iter().any(|l| l.contains("CoAPS")), "CoAPS is off: {lines:?}");

@@ -14,6 +14,8 @@
 //! - [`security`]: the security store (PSK, RPK, X.509 per endpoint) and the endpoint ↔ credential binding
 //!   checks, shared with the DTLS handshake.
 //! - [`clock`]: the injectable millisecond clock.
+//! - [`store`]: persistence in redb: [`store::RedbRegistrationStore`] and [`store::PersistentSecurity`] over
+//!   one [`store::ServerDb`] file, with a versioned binary record per registration and credential.
 //!
 //! ```no_run
 //! use lwm2m_server::{Event, RequestOptions, Server, ServerConfig};
@@ -40,6 +42,7 @@ pub mod registry;
 pub mod request;
 pub mod security;
 pub mod server;
+pub mod store;
 
 pub use error::ServerError;
 pub use event::Event;

@@ -58,10 +58,32 @@ pub trait SecurityStore: Send + Sync {
     fn by_rpk(&self, public_key_der: &[u8]) -> Option<SecurityInfo>;
 }
 
+/// A change made to a [`MemorySecurityStore`], as its listener sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SecurityChange<'a> {
+    /// An endpoint's security info was added or replaced.
+    Put(&'a SecurityInfo),
+    /// An endpoint's security info was removed.
+    Removed(&'a str),
+}
+
+/// Called with every change of a [`MemorySecurityStore`] (see [`MemorySecurityStore::set_listener`]).
+pub type SecurityListener = Box<dyn Fn(SecurityChange<'_>) + Send + Sync>;
+
+#[derive(Default)]
+struct Listener(Option<SecurityListener>);
+
+impl std::fmt::Debug for Listener {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_some() { "Some(listener)" } else { "None" })
+    }
+}
+
 /// An in-memory security store, safe to change while the server runs.
 #[derive(Debug, Default)]
 pub struct MemorySecurityStore {
     inner: RwLock<Indexes>,
+    listener: RwLock<Listener>,
 }
 
 #[derive(Debug, Default)]
@@ -88,6 +110,19 @@ impl Indexes {
 impl MemorySecurityStore {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Installs (replacing any previous one) the function told of every successful [`put`](Self::put) and
+    /// [`remove`](Self::remove), e.g. to persist the change. It runs while the store is locked, so listeners
+    /// see the changes in the order they were made; it must be quick and must not call back into the store.
+    pub fn set_listener(&self, listener: SecurityListener) {
+        self.listener.write().unwrap_or_else(|p| p.into_inner()).0 = Some(listener);
+    }
+
+    fn notify(&self, change: SecurityChange<'_>) {
+        if let Some(l) = &self.listener.read().unwrap_or_else(|p| p.into_inner()).0 {
+            l(change);
+        }
     }
 
     /// Adds or replaces the security info of an endpoint. Returns the previous one.
@@ -134,6 +169,7 @@ impl MemorySecurityStore {
             }
             Credential::X509 => {}
         }
+        self.notify(SecurityChange::Put(&info));
         ix.by_endpoint.insert(info.endpoint.clone(), info);
         Ok(old)
     }
@@ -143,6 +179,7 @@ impl MemorySecurityStore {
         let mut ix = self.inner.write().unwrap_or_else(|p| p.into_inner());
         let old = ix.by_endpoint.remove(endpoint)?;
         ix.unindex(&old);
+        self.notify(SecurityChange::Removed(endpoint));
         Some(old)
     }
 
@@ -374,6 +411,26 @@ mod tests {
         assert_eq!(s.list().len(), 3);
         assert!(s.put(psk("", "x")).is_err());
         assert!(s.put(psk("e", "")).is_err());
+    }
+
+    #[test]
+    fn listener_sees_successful_changes_in_order() {
+        use std::sync::Mutex;
+        let s = store();
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let log = seen.clone();
+        s.set_listener(Box::new(move |c| {
+            log.lock().unwrap().push(match c {
+                SecurityChange::Put(i) => format!("put {}", i.endpoint),
+                SecurityChange::Removed(ep) => format!("removed {ep}"),
+            })
+        }));
+        s.put(psk("a", "id-a")).unwrap();
+        assert!(s.put(psk("b", "id-a")).is_err(), "refused: not reported");
+        assert!(s.remove("nobody").is_none(), "nothing removed: not reported");
+        s.remove("a");
+        assert_eq!(*seen.lock().unwrap(), ["put a", "removed a"]);
+        assert!(format!("{s:?}").contains("Some(listener)"));
     }
 
     #[test]

@@ -1,0 +1,186 @@
+//! Persistence across a crash: the real `lwm2m server` binary is started on a data directory, a device
+//! registers (a plain CoAP request from this process) and credentials are added over the REST API; the
+//! server is killed with SIGKILL and started again on the same data directory and CoAP port. The
+//! registration and the credentials are still there, and the device's Update to its old location is accepted.
+//! Every wait is for a line or an answer (bounded by a guard), never a sleep.
+
+use std::net::SocketAddr;
+use std::process::Stdio;
+use std::time::Duration;
+
+use http_body_util::{BodyExt, Full};
+use hyper::body::Bytes;
+use hyper::{Method, Request};
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client as HttpClient;
+use hyper_util::rt::TokioExecutor;
+use lwm2m_coap::{Code, EndpointConfig, Message, UdpEndpoint};
+use serde_json::{json, Value as Json};
+use tokio::io::{AsyncBufReadExt, BufReader, Lines};
+use tokio::process::{Child, ChildStdout, Command};
+
+const GUARD: Duration = Duration::from_secs(30);
+
+type Http = HttpClient<HttpConnector, Full<Bytes>>;
+
+struct Running {
+    child: Child,
+    stdout: Lines<BufReader<ChildStdout>>,
+}
+
+impl Running {
+    /// Starts the server and waits for its ready line; returns it with the HTTP base URL and the data line.
+    async fn start(coap: SocketAddr, data: &std::path::Path) -> (Running, String, String) {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_lwm2m"))
+            .arg("server")
+            .args(["--coap-addr", &coap.to_string(), "--coaps-addr", "off"])
+            .args(["--http-addr", "127.0.0.1:0", "--log", "warn"])
+            .arg("--data-dir")
+            .arg(data)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("the lwm2m binary starts");
+        let mut stdout = BufReader::new(child.stdout.take().unwrap()).lines();
+        let mut lines = Vec::new();
+        loop {
+            let l = tokio::time::timeout(GUARD, stdout.next_line())
+                .await
+                .expect("no output in time")
+                .unwrap()
+                .expect("stdout closed before ready");
+            if l.starts_with("ready") {
+                break;
+            }
+            lines.push(l);
+        }
+        let find = |prefix: &str| {
+            lines
+                .iter()
+                .find(|l| l.trim_start().starts_with(prefix))
+                .unwrap_or_else(|| panic!("no {prefix} line in {lines:?}"))
+                .clone()
+        };
+        let base = find("HTTP")
+            .split_whitespace()
+            .nth(1)
+            .and_then(|u| u.strip_suffix("/api"))
+            .expect("http://ADDR/api")
+            .to_string();
+        (Running { child, stdout }, base, find("data"))
+    }
+
+    /// SIGKILL: no clean shutdown, nothing flushed on the way out.
+    async fn kill(mut self) {
+        self.child.start_kill().expect("kill");
+        let status = tokio::time::timeout(GUARD, self.child.wait()).await.unwrap().unwrap();
+        assert!(!status.success(), "killed: {status}");
+        drop(self.stdout);
+    }
+}
+
+async fn call(client: &Http, method: Method, url: &str, body: Option<Json>) -> (u16, Json) {
+    let req = Request::builder()
+        .method(method)
+        .uri(url)
+        .header("content-type", "application/json")
+        .body(Full::new(Bytes::from(body.map(|b| b.to_string()).unwrap_or_default())))
+        .unwrap();
+    let resp = tokio::time::timeout(GUARD, client.request(req))
+        .await
+        .expect("no HTTP answer in time")
+        .expect("HTTP request");
+    let status = resp.status().as_u16();
+    let body = resp.into_body().collect().await.unwrap().to_bytes();
+    (status, serde_json::from_slice(&body).unwrap_or(Json::Null))
+}
+
+/// A port that was free a moment ago (bound and released), used for both runs of the server.
+fn free_udp_port() -> SocketAddr {
+    let s = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    s.local_addr().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn registrations_and_credentials_survive_a_crash() {
+    let dir = std::env::temp_dir().join(format!("lwm2m-server-restart-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let data = dir.join("data");
+    let coap = free_udp_port();
+    let http: Http = HttpClient::builder(TokioExecutor::new()).build_http();
+
+    let (srv, base, data_line) = Running::start(coap, &data).await;
+    assert!(
+        data_line.contains("server.redb") && data_line.contains("0 registrations and 0 credentials"),
+        "{data_line}"
+    );
+
+    // The device: a bare CoAP endpoint in this process, kept (same address) across both server runs.
+    let (device, _incoming) = UdpEndpoint::bind("127.0.0.1:0".parse().unwrap(), EndpointConfig::default())
+        .await
+        .unwrap();
+    let register = Message::request(Code::POST, "/rd?ep=dev-r&lt=300&lwm2m=1.1").with_payload(&b"</1/0>,</3/0>"[..]);
+    let mut register = register;
+    register.set_content_format(40);
+    let resp = tokio::time::timeout(GUARD, device.request(coap, register))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(resp.code, Code::CREATED);
+    let location = resp.location_path();
+    assert_eq!(location.first().map(String::as_str), Some("rd"), "{location:?}");
+
+    let psk = json!({"mode": "psk", "identity": "id-s", "key": "000102030405060708090a0b0c0d0e0f"});
+    let (s, r) = call(&http, Method::PUT, &format!("{base}/api/security/dev-s"), Some(psk)).await;
+    assert_eq!(s, 201, "{r}");
+    let (s, before) = call(&http, Method::GET, &format!("{base}/api/clients/dev-r"), None).await;
+    assert_eq!(s, 200, "{before}");
+
+    srv.kill().await;
+
+    let (srv, base, data_line) = Running::start(coap, &data).await;
+    assert!(data_line.contains("1 registrations and 1 credentials"), "{data_line}");
+    let (s, after) = call(&http, Method::GET, &format!("{base}/api/clients/dev-r"), None).await;
+    assert_eq!(s, 200, "{after}");
+    for key in [
+        "endpoint",
+        "registration_id",
+        "location",
+        "lifetime_s",
+        "objects",
+        "address",
+        "version",
+    ] {
+        assert_eq!(after[key], before[key], "{key}: {after}");
+    }
+    assert_eq!(after["lifetime_s"], json!(300));
+    assert_eq!(
+        after["objects"],
+        json!([{"id": 1, "version": null, "instances": [0]}, {"id": 3, "version": null, "instances": [0]}])
+    );
+    let (s, sec) = call(&http, Method::GET, &format!("{base}/api/security/dev-s"), None).await;
+    assert_eq!(s, 200, "{sec}");
+    assert_eq!(
+        (&sec["mode"], &sec["identity"], &sec["key"]),
+        (
+            &json!("psk"),
+            &json!("id-s"),
+            &json!("000102030405060708090a0b0c0d0e0f")
+        )
+    );
+
+    // The device goes on as if nothing happened: an Update to its old location is accepted.
+    let update = Message::request(Code::POST, &format!("/{}?lt=600", location.join("/")));
+    let resp = tokio::time::timeout(GUARD, device.request(coap, update))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(resp.code, Code::CHANGED);
+    let (s, after) = call(&http, Method::GET, &format!("{base}/api/clients/dev-r"), None).await;
+    assert_eq!((s, &after["lifetime_s"]), (200, &json!(600)), "{after}");
+
+    srv.kill().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -1,0 +1,647 @@
+//! Persistence: registrations and security credentials that survive a restart.
+//!
+//! - [`redb`](self::redb): the redb-backed stores. [`ServerDb`] is one database file;
+//!   [`RedbRegistrationStore`] is a [`RegistrationStore`](crate::RegistrationStore) that answers every lookup
+//!   from memory and writes each change through to the file (one transaction each);
+//!   [`PersistentSecurity`] keeps a [`MemorySecurityStore`](crate::security::MemorySecurityStore) and the file
+//!   in step.
+//! - The record encoding ([`encode_registration`], [`decode_registration`], [`encode_security`],
+//!   [`decode_security`]): a versioned, length-prefixed binary record per registration and per credential.
+//!   Decoding returns a [`RecordError`] on any malformed input and never panics.
+//!
+//! Record layout, version 1 (integers big-endian; `str`/`bytes` = `u32` length + bytes; `opt<T>` = `u8` 0
+//! or 1, then `T` when 1):
+//!
+//! ```text
+//! registration: u8 version=1, u64 id, str endpoint, peer, u8 socket, identity, u32 lifetime_s,
+//!               u8 binding (U=1 T=2 S=4 N=8), u8 queue_mode (0|1), u16 major, u16 minor, opt<str> sms,
+//!               opt<str> alternate_path, u32 n + n×u16 ct, u32 n + n×object, u64 registered_at_ms,
+//!               u64 last_update_ms, u64 expires_ms, u32 n + n×(str name, opt<str> value)
+//! peer:         u8 4, 4 bytes ip, u16 port | u8 6, 16 bytes ip, u16 port, u32 flowinfo, u32 scope_id
+//! identity:     u8 0 (none) | 1 bytes psk_identity | 2 bytes spki | 3 opt<str> cn, bytes cert
+//! object:       u16 object_id, opt<(u16 major, u16 minor)> version, u32 n + n×u16 instances
+//! security:     u8 version=1, str endpoint, u8 kind: 1 str identity, bytes key | 2 bytes spki | 3 (x509)
+//! ```
+
+pub mod redb;
+
+use std::collections::BTreeMap;
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
+
+use lwm2m_coap::PeerIdentity;
+use lwm2m_core::format::link::{ObjectLink, RegistrationLinks};
+use lwm2m_core::model::Version;
+use thiserror::Error;
+
+use crate::registration::Binding;
+use crate::registry::{Registration, RegistrationId};
+use crate::security::{Credential, SecurityInfo};
+
+pub use self::redb::{PersistError, PersistentSecurity, RedbRegistrationStore, ServerDb};
+
+/// The record format version written by this build.
+pub const RECORD_VERSION: u8 = 1;
+
+/// Why a stored record could not be decoded.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum RecordError {
+    /// The record is empty.
+    #[error("empty record")]
+    Empty,
+    /// The record was written in a format version this build does not read.
+    #[error("record format version {0} is not supported (this build reads version {RECORD_VERSION})")]
+    UnsupportedVersion(u8),
+    /// The record ends inside a field.
+    #[error("record truncated at byte {offset}: {field} needs more bytes")]
+    Truncated { offset: usize, field: &'static str },
+    /// A field holds a value that is not allowed.
+    #[error("invalid {field} at byte {offset}: {reason}")]
+    Invalid {
+        offset: usize,
+        field: &'static str,
+        reason: &'static str,
+    },
+    /// Bytes follow the last field.
+    #[error("{0} unexpected bytes after the end of the record")]
+    TrailingBytes(usize),
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Writer
+
+struct Writer(Vec<u8>);
+
+impl Writer {
+    fn u8(&mut self, v: u8) {
+        self.0.push(v);
+    }
+    fn u16(&mut self, v: u16) {
+        self.0.extend_from_slice(&v.to_be_bytes());
+    }
+    fn u32(&mut self, v: u32) {
+        self.0.extend_from_slice(&v.to_be_bytes());
+    }
+    fn u64(&mut self, v: u64) {
+        self.0.extend_from_slice(&v.to_be_bytes());
+    }
+    fn bool(&mut self, v: bool) {
+        self.u8(u8::from(v));
+    }
+    /// A length prefix. In-memory values larger than 4 GiB cannot occur in a registration; saturate rather
+    /// than panic (the decoder then reports the record as truncated).
+    fn len(&mut self, n: usize) {
+        self.u32(u32::try_from(n).unwrap_or(u32::MAX));
+    }
+    fn bytes(&mut self, v: &[u8]) {
+        self.len(v.len());
+        self.0.extend_from_slice(v);
+    }
+    fn str(&mut self, v: &str) {
+        self.bytes(v.as_bytes());
+    }
+    fn opt_str(&mut self, v: Option<&str>) {
+        match v {
+            None => self.u8(0),
+            Some(s) => {
+                self.u8(1);
+                self.str(s);
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Reader
+
+struct Reader<'a> {
+    buf: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize, field: &'static str) -> Result<&'a [u8], RecordError> {
+        let end = self.pos.checked_add(n).filter(|e| *e <= self.buf.len());
+        let Some(end) = end else {
+            return Err(RecordError::Truncated {
+                offset: self.pos,
+                field,
+            });
+        };
+        let s = self.buf.get(self.pos..end).ok_or(RecordError::Truncated {
+            offset: self.pos,
+            field,
+        })?;
+        self.pos = end;
+        Ok(s)
+    }
+    fn array<const N: usize>(&mut self, field: &'static str) -> Result<[u8; N], RecordError> {
+        let s = self.take(N, field)?;
+        let mut a = [0u8; N];
+        a.copy_from_slice(s);
+        Ok(a)
+    }
+    fn u8(&mut self, field: &'static str) -> Result<u8, RecordError> {
+        Ok(self.array::<1>(field)?[0])
+    }
+    fn u16(&mut self, field: &'static str) -> Result<u16, RecordError> {
+        Ok(u16::from_be_bytes(self.array(field)?))
+    }
+    fn u32(&mut self, field: &'static str) -> Result<u32, RecordError> {
+        Ok(u32::from_be_bytes(self.array(field)?))
+    }
+    fn u64(&mut self, field: &'static str) -> Result<u64, RecordError> {
+        Ok(u64::from_be_bytes(self.array(field)?))
+    }
+    fn invalid(&self, offset: usize, field: &'static str, reason: &'static str) -> RecordError {
+        RecordError::Invalid { offset, field, reason }
+    }
+    fn bool(&mut self, field: &'static str) -> Result<bool, RecordError> {
+        let at = self.pos;
+        match self.u8(field)? {
+            0 => Ok(false),
+            1 => Ok(true),
+            _ => Err(self.invalid(at, field, "a flag is 0 or 1")),
+        }
+    }
+    /// A count of items of at least `min_size` bytes each, checked against the bytes left so a corrupt count
+    /// cannot make the decoder allocate more than the record holds.
+    fn count(&mut self, min_size: usize, field: &'static str) -> Result<usize, RecordError> {
+        let at = self.pos;
+        let n = usize::try_from(self.u32(field)?).map_err(|_| self.invalid(at, field, "count too large"))?;
+        let need = n.checked_mul(min_size.max(1));
+        match need {
+            Some(need) if need <= self.buf.len().saturating_sub(self.pos) => Ok(n),
+            _ => Err(RecordError::Truncated { offset: at, field }),
+        }
+    }
+    fn bytes(&mut self, field: &'static str) -> Result<&'a [u8], RecordError> {
+        let n = self.count(1, field)?;
+        self.take(n, field)
+    }
+    fn str(&mut self, field: &'static str) -> Result<String, RecordError> {
+        let at = self.pos;
+        let b = self.bytes(field)?;
+        std::str::from_utf8(b)
+            .map(str::to_string)
+            .map_err(|_| self.invalid(at, field, "not UTF-8"))
+    }
+    fn opt_str(&mut self, field: &'static str) -> Result<Option<String>, RecordError> {
+        if self.bool(field)? {
+            self.str(field).map(Some)
+        } else {
+            Ok(None)
+        }
+    }
+    fn version(&mut self) -> Result<(), RecordError> {
+        match self.u8("format version") {
+            Err(_) => Err(RecordError::Empty),
+            Ok(RECORD_VERSION) => Ok(()),
+            Ok(v) => Err(RecordError::UnsupportedVersion(v)),
+        }
+    }
+    fn finish(&self) -> Result<(), RecordError> {
+        match self.buf.len().saturating_sub(self.pos) {
+            0 => Ok(()),
+            n => Err(RecordError::TrailingBytes(n)),
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Registration
+
+/// Encodes a registration as a version-1 record.
+pub fn encode_registration(r: &Registration) -> Vec<u8> {
+    let mut w = Writer(Vec::with_capacity(128 + 8 * r.objects.objects.len()));
+    w.u8(RECORD_VERSION);
+    w.u64(r.id.0);
+    w.str(&r.endpoint);
+    match r.peer {
+        SocketAddr::V4(a) => {
+            w.u8(4);
+            w.0.extend_from_slice(&a.ip().octets());
+            w.u16(a.port());
+        }
+        SocketAddr::V6(a) => {
+            w.u8(6);
+            w.0.extend_from_slice(&a.ip().octets());
+            w.u16(a.port());
+            w.u32(a.flowinfo());
+            w.u32(a.scope_id());
+        }
+    }
+    w.u8(r.socket);
+    match &r.identity {
+        None => w.u8(0),
+        Some(PeerIdentity::Psk(id)) => {
+            w.u8(1);
+            w.bytes(id);
+        }
+        Some(PeerIdentity::Rpk(key)) => {
+            w.u8(2);
+            w.bytes(key);
+        }
+        Some(PeerIdentity::X509 { common_name, cert_der }) => {
+            w.u8(3);
+            w.opt_str(common_name.as_deref());
+            w.bytes(cert_der);
+        }
+    }
+    w.u32(r.lifetime_s);
+    let b = &r.binding;
+    w.u8(u8::from(b.udp) | u8::from(b.tcp) << 1 | u8::from(b.sms) << 2 | u8::from(b.non_ip) << 3);
+    w.bool(r.queue_mode);
+    w.u16(r.version.major);
+    w.u16(r.version.minor);
+    w.opt_str(r.sms.as_deref());
+    w.opt_str(r.objects.alternate_path.as_deref());
+    w.len(r.objects.content_formats.len());
+    for ct in &r.objects.content_formats {
+        w.u16(*ct);
+    }
+    w.len(r.objects.objects.len());
+    for o in &r.objects.objects {
+        w.u16(o.object_id);
+        match o.version {
+            None => w.u8(0),
+            Some(v) => {
+                w.u8(1);
+                w.u16(v.major);
+                w.u16(v.minor);
+            }
+        }
+        w.len(o.instances.len());
+        for i in &o.instances {
+            w.u16(*i);
+        }
+    }
+    w.u64(r.registered_at_ms);
+    w.u64(r.last_update_ms);
+    w.u64(r.expires_ms);
+    w.len(r.additional.len());
+    for (k, v) in &r.additional {
+        w.str(k);
+        w.opt_str(v.as_deref());
+    }
+    w.0
+}
+
+/// Decodes a record written by [`encode_registration`].
+pub fn decode_registration(bytes: &[u8]) -> Result<Registration, RecordError> {
+    let mut r = Reader { buf: bytes, pos: 0 };
+    r.version()?;
+    let id = RegistrationId(r.u64("id")?);
+    let endpoint = r.str("endpoint")?;
+    let at = r.pos;
+    let peer = match r.u8("peer address family")? {
+        4 => {
+            let ip = Ipv4Addr::from(r.array::<4>("peer IPv4 address")?);
+            SocketAddr::V4(SocketAddrV4::new(ip, r.u16("peer port")?))
+        }
+        6 => {
+            let ip = Ipv6Addr::from(r.array::<16>("peer IPv6 address")?);
+            let port = r.u16("peer port")?;
+            let flow = r.u32("peer flow info")?;
+            let scope = r.u32("peer scope id")?;
+            SocketAddr::V6(SocketAddrV6::new(ip, port, flow, scope))
+        }
+        _ => return Err(r.invalid(at, "peer address family", "expected 4 or 6")),
+    };
+    let socket = r.u8("socket")?;
+    let at = r.pos;
+    let identity = match r.u8("identity kind")? {
+        0 => None,
+        1 => Some(PeerIdentity::Psk(r.bytes("PSK identity")?.to_vec())),
+        2 => Some(PeerIdentity::Rpk(r.bytes("raw public key")?.to_vec())),
+        3 => {
+            let common_name = r.opt_str("certificate common name")?;
+            let cert_der = r.bytes("certificate")?.to_vec();
+            Some(PeerIdentity::X509 { common_name, cert_der })
+        }
+        _ => return Err(r.invalid(at, "identity kind", "expected 0 to 3")),
+    };
+    let lifetime_s = r.u32("lifetime")?;
+    let at = r.pos;
+    let bits = r.u8("binding")?;
+    if bits & !0x0f != 0 {
+        return Err(r.invalid(at, "binding", "unknown transport bit"));
+    }
+    let binding = Binding {
+        udp: bits & 1 != 0,
+        tcp: bits & 2 != 0,
+        sms: bits & 4 != 0,
+        non_ip: bits & 8 != 0,
+    };
+    let queue_mode = r.bool("queue mode")?;
+    let version = Version::new(r.u16("version major")?, r.u16("version minor")?);
+    let sms = r.opt_str("sms")?;
+    let alternate_path = r.opt_str("alternate path")?;
+    let n = r.count(2, "content formats")?;
+    let mut content_formats = Vec::with_capacity(n);
+    for _ in 0..n {
+        content_formats.push(r.u16("content format")?);
+    }
+    let n = r.count(7, "objects")?;
+    let mut objects = Vec::with_capacity(n);
+    for _ in 0..n {
+        let object_id = r.u16("object id")?;
+        let version = if r.bool("object version flag")? {
+            Some(Version::new(
+                r.u16("object version major")?,
+                r.u16("object version minor")?,
+            ))
+        } else {
+            None
+        };
+        let k = r.count(2, "instances")?;
+        let mut instances = Vec::with_capacity(k);
+        for _ in 0..k {
+            instances.push(r.u16("instance id")?);
+        }
+        objects.push(ObjectLink {
+            object_id,
+            version,
+            instances,
+        });
+    }
+    let registered_at_ms = r.u64("registered at")?;
+    let last_update_ms = r.u64("last update")?;
+    let expires_ms = r.u64("expires")?;
+    let n = r.count(5, "additional parameters")?;
+    let mut additional = BTreeMap::new();
+    for _ in 0..n {
+        let at = r.pos;
+        let k = r.str("parameter name")?;
+        let v = r.opt_str("parameter value")?;
+        if additional.insert(k, v).is_some() {
+            return Err(r.invalid(at, "parameter name", "repeated"));
+        }
+    }
+    r.finish()?;
+    Ok(Registration {
+        id,
+        endpoint,
+        peer,
+        socket,
+        identity,
+        lifetime_s,
+        binding,
+        queue_mode,
+        version,
+        sms,
+        objects: RegistrationLinks {
+            alternate_path,
+            content_formats,
+            objects,
+        },
+        registered_at_ms,
+        last_update_ms,
+        expires_ms,
+        additional,
+    })
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Security
+
+/// Encodes an endpoint's security info as a version-1 record.
+pub fn encode_security(info: &SecurityInfo) -> Vec<u8> {
+    let mut w = Writer(Vec::with_capacity(64));
+    w.u8(RECORD_VERSION);
+    w.str(&info.endpoint);
+    match &info.credential {
+        Credential::Psk { identity, key } => {
+            w.u8(1);
+            w.str(identity);
+            w.bytes(key);
+        }
+        Credential::Rpk { public_key_der } => {
+            w.u8(2);
+            w.bytes(public_key_der);
+        }
+        Credential::X509 => w.u8(3),
+    }
+    w.0
+}
+
+/// Decodes a record written by [`encode_security`].
+pub fn decode_security(bytes: &[u8]) -> Result<SecurityInfo, RecordError> {
+    let mut r = Reader { buf: bytes, pos: 0 };
+    r.version()?;
+    let endpoint = r.str("endpoint")?;
+    let at = r.pos;
+    let credential = match r.u8("credential kind")? {
+        1 => Credential::Psk {
+            identity: r.str("PSK identity")?,
+            key: r.bytes("PSK key")?.to_vec(),
+        },
+        2 => Credential::Rpk {
+            public_key_der: r.bytes("raw public key")?.to_vec(),
+        },
+        3 => Credential::X509,
+        _ => return Err(r.invalid(at, "credential kind", "expected 1 to 3")),
+    };
+    r.finish()?;
+    Ok(SecurityInfo { endpoint, credential })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use lwm2m_core::format::link::parse_registration;
+
+    fn sample() -> Registration {
+        let mut additional = BTreeMap::new();
+        additional.insert("x-vendor".to_string(), Some("acme".to_string()));
+        additional.insert("flag".to_string(), None);
+        Registration {
+            id: RegistrationId(0x0123_4567_89ab_cdef),
+            endpoint: "dev-1".into(),
+            peer: "[fe80::1%3]:5683".parse().unwrap(),
+            socket: 2,
+            identity: Some(PeerIdentity::X509 {
+                common_name: Some("dev-1".into()),
+                cert_der: vec![0x30, 0x82, 1, 2],
+            }),
+            lifetime_s: 300,
+            binding: Binding {
+                udp: true,
+                sms: true,
+                ..Binding::default()
+            },
+            queue_mode: true,
+            version: Version::V1_1,
+            sms: Some("+4912345".into()),
+            objects: parse_registration(b"</lwm2m>;rt=\"oma.lwm2m\";ct=\"60 110\",</lwm2m/1/0>,</lwm2m/3303>;ver=1.1")
+                .unwrap(),
+            registered_at_ms: 1,
+            last_update_ms: 2,
+            expires_ms: 300_002,
+            additional,
+        }
+    }
+
+    #[test]
+    fn registration_round_trips_and_starts_with_the_version() {
+        let r = sample();
+        assert_eq!(r.objects.alternate_path.as_deref(), Some("/lwm2m"));
+        let bytes = encode_registration(&r);
+        assert_eq!(bytes[0], RECORD_VERSION);
+        assert_eq!(&bytes[1..9], &0x0123_4567_89ab_cdef_u64.to_be_bytes());
+        assert_eq!(&bytes[9..18], b"\0\0\0\x05dev-1");
+        assert_eq!(decode_registration(&bytes), Ok(r));
+    }
+
+    #[test]
+    fn corrupt_registration_records_name_what_is_wrong() {
+        let bytes = encode_registration(&sample());
+        assert_eq!(decode_registration(&[]), Err(RecordError::Empty));
+        assert_eq!(decode_registration(&[9]), Err(RecordError::UnsupportedVersion(9)));
+        assert_eq!(
+            decode_registration(&bytes[..5]),
+            Err(RecordError::Truncated { offset: 1, field: "id" })
+        );
+        // An endpoint length far beyond the record: truncated, no huge allocation.
+        let mut b = bytes.clone();
+        b[9..13].copy_from_slice(&u32::MAX.to_be_bytes());
+        assert_eq!(
+            decode_registration(&b),
+            Err(RecordError::Truncated {
+                offset: 9,
+                field: "endpoint"
+            })
+        );
+        // Peer family byte follows the endpoint.
+        let mut b = bytes.clone();
+        b[18] = 5;
+        assert_eq!(
+            decode_registration(&b),
+            Err(RecordError::Invalid {
+                offset: 18,
+                field: "peer address family",
+                reason: "expected 4 or 6"
+            })
+        );
+        let mut b = bytes.clone();
+        b[13] = 0xff; // endpoint is no longer UTF-8
+        assert!(matches!(
+            decode_registration(&b),
+            Err(RecordError::Invalid { field: "endpoint", .. })
+        ));
+        let mut b = bytes.clone();
+        b.push(0);
+        assert_eq!(decode_registration(&b), Err(RecordError::TrailingBytes(1)));
+        // Every strict prefix is an error, never a panic.
+        for n in 0..bytes.len() {
+            assert!(decode_registration(&bytes[..n]).is_err(), "prefix of {n} bytes");
+        }
+    }
+
+    #[test]
+    fn security_round_trips_and_rejects_corruption() {
+        for credential in [
+            Credential::Psk {
+                identity: "id".into(),
+                key: vec![1, 2, 3],
+            },
+            Credential::Rpk {
+                public_key_der: vec![0x30, 1],
+            },
+            Credential::X509,
+        ] {
+            let info = SecurityInfo {
+                endpoint: "e".into(),
+                credential,
+            };
+            let bytes = encode_security(&info);
+            assert_eq!(decode_security(&bytes), Ok(info));
+            for n in 0..bytes.len() {
+                assert!(decode_security(&bytes[..n]).is_err());
+            }
+        }
+        assert_eq!(
+            decode_security(b"\x01\0\0\0\x01e\x07"),
+            Err(RecordError::Invalid {
+                offset: 6,
+                field: "credential kind",
+                reason: "expected 1 to 3"
+            })
+        );
+        assert_eq!(decode_security(b"\x02"), Err(RecordError::UnsupportedVersion(2)));
+    }
+
+    mod props {
+        use super::*;
+        use proptest::prelude::*;
+
+        fn version() -> impl Strategy<Value = Version> {
+            (any::<u16>(), any::<u16>()).prop_map(|(a, b)| Version::new(a, b))
+        }
+
+        fn identity() -> impl Strategy<Value = Option<PeerIdentity>> {
+            prop_oneof![
+                Just(None),
+                prop::collection::vec(any::<u8>(), 0..20).prop_map(|v| Some(PeerIdentity::Psk(v))),
+                prop::collection::vec(any::<u8>(), 0..20).prop_map(|v| Some(PeerIdentity::Rpk(v))),
+                (prop::option::of(".{0,8}"), prop::collection::vec(any::<u8>(), 0..20))
+                    .prop_map(|(common_name, cert_der)| Some(PeerIdentity::X509 { common_name, cert_der })),
+            ]
+        }
+
+        fn object() -> impl Strategy<Value = ObjectLink> {
+            (
+                any::<u16>(),
+                prop::option::of(version()),
+                prop::collection::vec(any::<u16>(), 0..5),
+            )
+                .prop_map(|(object_id, version, instances)| ObjectLink {
+                    object_id,
+                    version,
+                    instances,
+                })
+        }
+
+        prop_compose! {
+            fn registration()(
+                id in any::<u64>(), endpoint in ".{0,12}", peer in any::<SocketAddr>(), socket in any::<u8>(),
+                identity in identity(), lifetime_s in any::<u32>(), bits in 0u8..16, queue_mode in any::<bool>(),
+                version in version(), sms in prop::option::of("[0-9+]{0,10}"),
+                alternate_path in prop::option::of("/[a-z]{0,6}"),
+                content_formats in prop::collection::vec(any::<u16>(), 0..4),
+                objects in prop::collection::vec(object(), 0..6),
+                times in any::<(u64, u64, u64)>(),
+                additional in prop::collection::btree_map(".{0,6}", prop::option::of(".{0,6}"), 0..4),
+            ) -> Registration {
+                Registration {
+                    id: RegistrationId(id), endpoint, peer, socket, identity, lifetime_s,
+                    binding: Binding { udp: bits & 1 != 0, tcp: bits & 2 != 0, sms: bits & 4 != 0, non_ip: bits & 8 != 0 },
+                    queue_mode, version, sms,
+                    objects: RegistrationLinks { alternate_path, content_formats, objects },
+                    registered_at_ms: times.0, last_update_ms: times.1, expires_ms: times.2, additional,
+                }
+            }
+        }
+
+        proptest! {
+            #[test]
+            fn registration_round_trips(r in registration()) {
+                prop_assert_eq!(decode_registration(&encode_registration(&r)), Ok(r));
+            }
+
+            #[test]
+            fn decoding_never_panics(bytes in prop::collection::vec(any::<u8>(), 0..200)) {
+                let _ = decode_registration(&bytes);
+                let _ = decode_security(&bytes);
+            }
+
+            /// Flipping any byte of a valid record gives an error or another valid registration, never a panic.
+            #[test]
+            fn corrupted_records_never_panic(r in registration(), at in any::<prop::sample::Index>(), x in 1u8..) {
+                let mut bytes = encode_registration(&r);
+                let i = at.index(bytes.len());
+                bytes[i] ^= x;
+                let _ = decode_registration(&bytes);
+            }
+        }
+    }
+}
