@@ -42,10 +42,7 @@ use tokio::task::{AbortHandle, JoinHandle};
 use tracing::{debug, info, warn};
 
 use crate::config::{AclEntry, BootstrapConfig, ConfigError};
-use crate::session::{
-    check_pct, AccountRecord, BsResponse, ExistingAccount, Operation, RepairedAccount, Session, SessionEvent,
-    SessionParams,
-};
+use crate::session::{check_pct, AccountRecord, BsResponse, Operation, Session, SessionEvent, SessionParams};
 use crate::store::ConfigStore;
 
 /// A CoAP socket: the driver's handle and its inbound channel.
@@ -160,88 +157,13 @@ pub enum EventKind {
         /// Why.
         reason: String,
     },
-    /// A request was answered (or not: `code` is `None`).
-    Operation {
-        /// The operation.
-        op: Operation,
-        /// Its path.
-        path: String,
-        /// The response code.
-        code: Option<Code>,
-        /// Details.
-        detail: Option<String>,
-    },
-    /// BsR-7: the accounts on the device.
-    AccountsFound {
-        /// Bootstrap-Discover's enabler version.
-        lwm2m_version: Option<String>,
-        /// The LwM2M Server accounts.
-        accounts: Vec<ExistingAccount>,
-        /// The Bootstrap-Server account's Security instance.
-        bootstrap_instance: Option<u16>,
-        /// Every object and instance listed.
-        objects: Vec<Path>,
-    },
-    /// BsR-1: the device's complete Access Control state.
-    AclState {
-        /// Object 2 supported.
-        supported: bool,
-        /// Every ACL instance.
-        acls: Vec<AclEntry>,
-    },
-    /// BsR-7: the decision per account.
-    Repaired {
-        /// Deleted accounts.
-        deleted: Vec<RepairedAccount>,
-        /// Rewritten accounts.
-        rewritten: Vec<RepairedAccount>,
-        /// Valid accounts left untouched.
-        kept: Vec<u16>,
-        /// New accounts.
-        created: Vec<u16>,
-    },
-    /// Bootstrap-Finish answered 2.04.
-    Finished {
-        /// The accounts on the device.
-        accounts: Vec<AccountRecord>,
-    },
-    /// The session failed.
-    Failed {
-        /// Why.
-        reason: String,
-    },
+    /// Something happened in the bootstrap session (operations, BsR-1/BsR-7 findings, the end).
+    Session(SessionEvent),
 }
 
 impl From<SessionEvent> for EventKind {
     fn from(e: SessionEvent) -> Self {
-        match e {
-            SessionEvent::Operation { op, path, code, detail } => EventKind::Operation { op, path, code, detail },
-            SessionEvent::AccountsFound {
-                lwm2m_version,
-                accounts,
-                bootstrap_instance,
-                objects,
-            } => EventKind::AccountsFound {
-                lwm2m_version,
-                accounts,
-                bootstrap_instance,
-                objects,
-            },
-            SessionEvent::AclState { supported, acls } => EventKind::AclState { supported, acls },
-            SessionEvent::Repaired {
-                deleted,
-                rewritten,
-                kept,
-                created,
-            } => EventKind::Repaired {
-                deleted,
-                rewritten,
-                kept,
-                created,
-            },
-            SessionEvent::Finished { accounts } => EventKind::Finished { accounts },
-            SessionEvent::Failed { reason } => EventKind::Failed { reason },
-        }
+        EventKind::Session(e)
     }
 }
 
@@ -647,7 +569,7 @@ fn on_request(inner: &Arc<Inner>, handle: &UdpHandle, r: IncomingRequest) {
             None,
             Some(reason.clone()),
         );
-        inner.emit(&endpoint, old.id, EventKind::Failed { reason });
+        inner.emit(&endpoint, old.id, EventKind::Session(SessionEvent::Failed { reason }));
     }
     let task = tokio::spawn(run_session(
         Arc::clone(inner),
@@ -809,7 +731,7 @@ impl BootstrapServerHandle {
     /// BsR-2: executes `/1/{iid}/9` (Bootstrap-Request Trigger) on the device so that it starts a Client
     /// Initiated Bootstrap (see the module docs). The Server instance id is `target.server_instance`, else
     /// the one of account `target.ssid` (or of the lowest SSID) as the endpoint's last finished session left
-    /// it. Logged (session 0) and reported as an [`EventKind::Operation`].
+    /// it. Logged (session 0) and reported as an [`SessionEvent::Operation`].
     pub async fn trigger_bootstrap(&self, endpoint: &str, target: TriggerTarget) -> Result<(), TriggerError> {
         let iid = match target.server_instance {
             Some(i) => i,
@@ -840,12 +762,12 @@ impl BootstrapServerHandle {
         self.inner.emit(
             endpoint,
             0,
-            EventKind::Operation {
+            EventKind::Session(SessionEvent::Operation {
                 op: Operation::Execute,
                 path,
                 code,
                 detail,
-            },
+            }),
         );
         result
     }

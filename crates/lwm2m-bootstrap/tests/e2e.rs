@@ -14,7 +14,7 @@ use lwm2m_bootstrap::server::{
     BootstrapServer, BootstrapServerConfig, BootstrapServerHandle, Event, EventKind, LogEntry, TriggerError,
     TriggerTarget,
 };
-use lwm2m_bootstrap::session::Operation;
+use lwm2m_bootstrap::session::{Operation, SessionEvent};
 use lwm2m_bootstrap::store::{ConfigStore, FileConfigStore, MemoryConfigStore};
 use lwm2m_client::dm::{self as cdm, Credentials, FactoryConfig, ServerConfig};
 use lwm2m_client::runtime::{Client, ClientConfig, ClientEvent, ClientHandle};
@@ -106,8 +106,10 @@ async fn until<T, R>(rx: &mut mpsc::UnboundedReceiver<T>, mut f: impl FnMut(&T) 
 /// Waits for the end of a session of `endpoint`: `Ok(())` on Finished, `Err(reason)` on Failed.
 async fn session_end(events: &mut mpsc::UnboundedReceiver<Event>, endpoint: &str) -> (u64, Result<(), String>) {
     until(events, |e| match &e.kind {
-        EventKind::Finished { .. } if e.endpoint == endpoint => Some((e.session, Ok(()))),
-        EventKind::Failed { reason } if e.endpoint == endpoint => Some((e.session, Err(reason.clone()))),
+        EventKind::Session(SessionEvent::Finished { .. }) if e.endpoint == endpoint => Some((e.session, Ok(()))),
+        EventKind::Session(SessionEvent::Failed { reason }) if e.endpoint == endpoint => {
+            Some((e.session, Err(reason.clone())))
+        }
         _ => None,
     })
     .await
@@ -412,7 +414,7 @@ async fn multi_server_priority_order_and_bsr1_acl_state() {
     // configuration is left alone.
     client.bootstrap().await.unwrap();
     let acl_state = until(&mut events, |e| match &e.kind {
-        EventKind::AclState { supported: true, acls } => Some(acls.clone()),
+        EventKind::Session(SessionEvent::AclState { supported: true, acls }) => Some(acls.clone()),
         _ => None,
     })
     .await;
@@ -503,12 +505,12 @@ async fn bsr7_only_stale_accounts_are_repaired() {
 
     client.bootstrap().await.unwrap();
     let (deleted, rewritten, kept) = until(&mut events, |e| match &e.kind {
-        EventKind::Repaired {
+        EventKind::Session(SessionEvent::Repaired {
             deleted,
             rewritten,
             kept,
             ..
-        } => Some((deleted.clone(), rewritten.clone(), kept.clone())),
+        }) => Some((deleted.clone(), rewritten.clone(), kept.clone())),
         _ => None,
     })
     .await;
@@ -768,7 +770,7 @@ async fn protocol_errors_and_replaced_sessions() {
         Code::CHANGED
     );
     let replaced = until(&mut events, |e| match &e.kind {
-        EventKind::Failed { reason } => Some((e.session, reason.clone())),
+        EventKind::Session(SessionEvent::Failed { reason }) => Some((e.session, reason.clone())),
         _ => None,
     })
     .await;

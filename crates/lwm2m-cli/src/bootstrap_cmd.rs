@@ -12,6 +12,7 @@ use std::sync::Arc;
 
 use anyhow::{anyhow, bail, Context, Result};
 use clap::Args;
+use lwm2m_bootstrap::session::SessionEvent;
 use lwm2m_bootstrap::{
     dtls_layer, BootstrapServer, BootstrapServerConfig, ConfigStore, Event, EventKind, FileConfigStore, FileFormat,
     Socket, StartError,
@@ -240,7 +241,7 @@ fn log_event(ev: &Event) {
         EventKind::Refused { peer, code, reason } => {
             info!(endpoint, %peer, %code, %reason, "Bootstrap-Request refused")
         }
-        EventKind::Operation { op, path, code, detail } => info!(
+        EventKind::Session(SessionEvent::Operation { op, path, code, detail }) => info!(
             endpoint,
             session,
             %op,
@@ -249,17 +250,17 @@ fn log_event(ev: &Event) {
             detail = detail.as_deref().unwrap_or(""),
             "bootstrap operation"
         ),
-        EventKind::AccountsFound {
+        EventKind::Session(SessionEvent::AccountsFound {
             lwm2m_version,
             accounts,
             bootstrap_instance,
             ..
-        } => {
+        }) => {
             let ssids: Vec<u16> = accounts.iter().map(|a| a.ssid).collect();
             info!(endpoint, session, lwm2m_version = ?lwm2m_version, accounts = ?ssids,
                 bootstrap_instance = ?bootstrap_instance, "accounts on the device")
         }
-        EventKind::AclState { supported, acls } => {
+        EventKind::Session(SessionEvent::AclState { supported, acls }) => {
             info!(
                 endpoint,
                 session,
@@ -268,12 +269,12 @@ fn log_event(ev: &Event) {
                 "access control state"
             )
         }
-        EventKind::Repaired {
+        EventKind::Session(SessionEvent::Repaired {
             deleted,
             rewritten,
             kept,
             created,
-        } => {
+        }) => {
             let deleted: Vec<u16> = deleted.iter().map(|a| a.ssid).collect();
             let rewritten: Vec<u16> = rewritten.iter().map(|a| a.ssid).collect();
             info!(
@@ -286,11 +287,13 @@ fn log_event(ev: &Event) {
                 "accounts decided"
             )
         }
-        EventKind::Finished { accounts } => {
+        EventKind::Session(SessionEvent::Finished { accounts }) => {
             let ssids: Vec<u16> = accounts.iter().map(|a| a.ssid).collect();
             info!(endpoint, session, accounts = ?ssids, "bootstrap session finished")
         }
-        EventKind::Failed { reason } => info!(endpoint, session, %reason, "bootstrap session failed"),
+        EventKind::Session(SessionEvent::Failed { reason }) => {
+            info!(endpoint, session, %reason, "bootstrap session failed")
+        }
     }
 }
 

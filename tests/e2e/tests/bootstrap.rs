@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use lwm2m_bootstrap::config::{BootstrapConfig, ServerAccount};
 use lwm2m_bootstrap::server::{BootstrapServer, BootstrapServerConfig, Event as BsEvent, EventKind};
+use lwm2m_bootstrap::session::SessionEvent;
 use lwm2m_bootstrap::store::{ConfigStore, MemoryConfigStore};
 use lwm2m_client::dm::{BootstrapConfig as DeviceBootstrap, Credentials, FactoryConfig};
 use lwm2m_client::runtime::{Client, ClientConfig};
@@ -41,8 +42,8 @@ async fn session_finished(events: &mut mpsc::UnboundedReceiver<BsEvent>, endpoin
                 continue;
             }
             match &e.kind {
-                EventKind::Finished { .. } => return e.session,
-                EventKind::Failed { reason } => panic!("bootstrap session failed: {reason}"),
+                EventKind::Session(SessionEvent::Finished { .. }) => return e.session,
+                EventKind::Session(SessionEvent::Failed { reason }) => panic!("bootstrap session failed: {reason}"),
                 _ => {}
             }
         }
