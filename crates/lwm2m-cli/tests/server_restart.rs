@@ -2,6 +2,8 @@
 //! registers (a plain CoAP request from this process) and credentials are added over the REST API; the
 //! server is killed with SIGKILL and started again on the same data directory and CoAP port. The
 //! registration and the credentials are still there, and the device's Update to its old location is accepted.
+//! A second test does the same with an observation: after the restart the device's next notification (same
+//! token) is accepted and arrives on the `GET /api/events` stream.
 //! Every wait is for a line or an answer (bounded by a guard), never a sleep.
 
 use std::net::SocketAddr;
@@ -14,7 +16,7 @@ use hyper::{Method, Request};
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client as HttpClient;
 use hyper_util::rt::TokioExecutor;
-use lwm2m_coap::{Code, EndpointConfig, Message, UdpEndpoint};
+use lwm2m_coap::{Code, Delivery, EndpointConfig, Incoming, Message, MessageType, UdpEndpoint};
 use serde_json::{json, Value as Json};
 use tokio::io::{AsyncBufReadExt, BufReader, Lines};
 use tokio::process::{Child, ChildStdout, Command};
@@ -181,6 +183,125 @@ async fn registrations_and_credentials_survive_a_crash() {
     let (s, after) = call(&http, Method::GET, &format!("{base}/api/clients/dev-r"), None).await;
     assert_eq!((s, &after["lifetime_s"]), (200, &json!(600)), "{after}");
 
+    srv.kill().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Reads SSE frames from `body` until a `notification` event arrives; returns its JSON.
+async fn next_notification(body: &mut hyper::body::Incoming) -> Json {
+    let mut text = String::new();
+    loop {
+        let frame = tokio::time::timeout(GUARD, body.frame())
+            .await
+            .expect("no SSE event in time")
+            .expect("the event stream ended")
+            .expect("SSE frame");
+        if let Ok(data) = frame.into_data() {
+            text.push_str(&String::from_utf8_lossy(&data));
+        }
+        while let Some(end) = text.find("\n\n") {
+            let block: String = text.drain(..end + 2).collect();
+            if block.lines().any(|l| l == "event: notification") {
+                let data = block
+                    .lines()
+                    .find_map(|l| l.strip_prefix("data: "))
+                    .expect("a data line");
+                return serde_json::from_str(data).expect("JSON data");
+            }
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn observations_survive_a_crash_and_keep_delivering() {
+    let dir = std::env::temp_dir().join(format!("lwm2m-server-restart-obs-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let data = dir.join("data");
+    let coap = free_udp_port();
+    let http: Http = HttpClient::builder(TokioExecutor::new()).build_http();
+
+    let (srv, base, _) = Running::start(coap, &data).await;
+    let (device, mut incoming) = UdpEndpoint::bind("127.0.0.1:0".parse().unwrap(), EndpointConfig::default())
+        .await
+        .unwrap();
+    let mut register =
+        Message::request(Code::POST, "/rd?ep=dev-r&lt=300&lwm2m=1.1").with_payload(&b"</1/0>,</3/0>"[..]);
+    register.set_content_format(40);
+    let resp = tokio::time::timeout(GUARD, device.request(coap, register))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(resp.code, Code::CREATED);
+
+    // Observe /3/0/9 (Battery Level) through the REST API; the device answers with Observe.
+    let url = format!("{base}/api/clients/dev-r/3/0/9/observe");
+    let h = http.clone();
+    let observe = tokio::spawn(async move { call(&h, Method::POST, &url, None).await });
+    let req = loop {
+        match tokio::time::timeout(GUARD, incoming.recv())
+            .await
+            .unwrap()
+            .expect("device channel")
+        {
+            Incoming::Request(r) => break r,
+            _ => continue,
+        }
+    };
+    assert_eq!((req.request.code, req.request.observe()), (Code::GET, Some(0)));
+    assert_eq!(req.request.uri_path_string(), "/3/0/9");
+    let token = req.request.token;
+    let mut first = Message::response_to(&req.request, Code::CONTENT).with_payload(&b"80"[..]);
+    first.set_content_format(0);
+    first.set_observe(1);
+    device.respond(req.responder, first).unwrap();
+    let (s, r) = tokio::time::timeout(GUARD, observe).await.unwrap().unwrap();
+    assert_eq!(s, 200, "{r}");
+    let observation = r["observation"].clone();
+    assert!(observation.is_u64(), "{r}");
+
+    srv.kill().await;
+
+    let (srv, base, _) = Running::start(coap, &data).await;
+    let (s, list) = call(
+        &http,
+        Method::GET,
+        &format!("{base}/api/clients/dev-r/observations"),
+        None,
+    )
+    .await;
+    assert_eq!(s, 200, "{list}");
+    assert_eq!(list["observations"][0]["id"], observation, "{list}");
+    assert_eq!(list["observations"][0]["paths"], json!(["/3/0/9"]), "{list}");
+
+    // Subscribe to the events (the response head means the subscription is in place), then notify.
+    let sse = Request::builder()
+        .method(Method::GET)
+        .uri(format!("{base}/api/events?kind=notification"))
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    let resp = tokio::time::timeout(GUARD, http.request(sse)).await.unwrap().unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    let mut body = resp.into_body();
+
+    let mut n = Message::new(MessageType::Con, Code::CONTENT)
+        .with_token(token)
+        .with_payload(&b"75"[..]);
+    n.set_content_format(0);
+    n.set_observe(2);
+    let d = tokio::time::timeout(GUARD, device.notify(coap, n)).await.unwrap();
+    assert_eq!(
+        d.ok(),
+        Some(Delivery::Acknowledged),
+        "the restarted server accepts the notification"
+    );
+    let ev = next_notification(&mut body).await;
+    assert_eq!(ev["endpoint"], json!("dev-r"), "{ev}");
+    assert_eq!(ev["observation"], observation, "{ev}");
+    assert_eq!(ev["paths"], json!(["/3/0/9"]), "{ev}");
+    assert!(ev.get("error").is_none(), "{ev}");
+    assert!(ev.to_string().contains("75"), "{ev}");
+
+    drop(body);
     srv.kill().await;
     let _ = std::fs::remove_dir_all(&dir);
 }

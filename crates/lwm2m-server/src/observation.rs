@@ -3,7 +3,10 @@
 //!
 //! An observation is bound to one registration. It is void after De-register, expiry or a new Register of the
 //! same endpoint (the server drops it then and reports [`ObservationEndReason::RegistrationEnded`]); the server
-//! never re-establishes observations by itself.
+//! never re-establishes observations by itself. With a persistent store (see
+//! [`RegistrationStore::save_observation`](crate::RegistrationStore::save_observation)) live observations are
+//! recorded; a restarted server restores them on the registration's socket (no message is sent) and the
+//! client's next notification on the same token is delivered as before.
 
 use std::collections::HashMap;
 use std::fmt;

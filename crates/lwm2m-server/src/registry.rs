@@ -225,6 +225,22 @@ pub trait RegistrationStore: Send + Sync {
     fn is_empty(&self) -> bool {
         self.len() == 0
     }
+
+    /// Persists a live observation so that a restarted server can restore it (a store that does not survive
+    /// a restart need not keep it: the default does nothing).
+    fn save_observation(&self, _observation: &crate::observation::ObservationInfo) -> Result<(), StoreError> {
+        Ok(())
+    }
+
+    /// Forgets a persisted observation (it ended). Unknown ids are not an error.
+    fn remove_observation(&self, _id: crate::observation::ObservationId) -> Result<(), StoreError> {
+        Ok(())
+    }
+
+    /// The persisted observations, in no particular order (the default has none).
+    fn observations(&self) -> Result<Vec<crate::observation::ObservationInfo>, StoreError> {
+        Ok(Vec::new())
+    }
 }
 
 const SHARDS: usize = 16;

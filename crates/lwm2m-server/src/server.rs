@@ -188,6 +188,7 @@ impl Server {
         for (at, id) in due {
             inner.schedule(at.saturating_add(inner.grace_ms), Timer::Expire(id));
         }
+        inner.restore_observations();
         for (index, rx) in receivers.into_iter().enumerate() {
             let socket = u8::try_from(index).unwrap_or(u8::MAX);
             tokio::spawn(incoming_loop(inner.clone(), socket, rx));
@@ -457,6 +458,7 @@ impl Inner {
     fn end_observations(&self, id: RegistrationId, endpoint: &str) {
         let gone = lock(&self.observations).remove_registration(id);
         for e in gone {
+            self.unpersist(e.info.id);
             drop(e.control);
             self.emit(Event::ObservationEnded {
                 endpoint: endpoint.to_string(),
@@ -467,8 +469,79 @@ impl Inner {
         }
     }
 
+    /// Forgets the persisted record of an observation that ended (a failure is logged: the record is then
+    /// dropped at the next start, when its restore finds the registration gone or is answered with RST).
+    fn unpersist(&self, id: ObservationId) {
+        if let Err(e) = self.store.remove_observation(id) {
+            warn!(%id, error = %e, "persisted observation not removed");
+        }
+    }
+
+    /// At start: re-installs the observations persisted by the store (a previous run of the server) whose
+    /// registration is still there, on the registration's socket; notifications are delivered as before.
+    /// Records of registrations that are gone are removed.
+    fn restore_observations(self: &Arc<Self>) {
+        let records = match self.store.observations() {
+            Ok(r) => r,
+            Err(e) => {
+                warn!(error = %e, "persisted observations not loaded");
+                return;
+            }
+        };
+        let max = records.iter().map(|o| o.id.0).max().unwrap_or(0);
+        self.next_observation
+            .fetch_max(max.saturating_add(1), Ordering::Relaxed);
+        let mut restored = 0usize;
+        for info in records {
+            let id = info.id;
+            let reg = match self.store.get(info.registration_id) {
+                Ok(Some(r)) if r.endpoint == info.endpoint => r,
+                _ => {
+                    debug!(%id, endpoint = %info.endpoint, "persisted observation of an ended registration dropped");
+                    self.unpersist(id);
+                    continue;
+                }
+            };
+            let opts = RequestOptions {
+                format: match info.request {
+                    Request::Observe { .. } => info.format,
+                    _ => None,
+                },
+                timeout: None,
+            };
+            let token = lwm2m_coap::Token::try_from_slice(&info.token);
+            let (Some(token), Ok(message), Ok(socket)) = (
+                token,
+                build_message(&reg, &info.request, &opts),
+                self.socket(reg.socket),
+            ) else {
+                warn!(%id, endpoint = %info.endpoint, "persisted observation cannot be restored; dropped");
+                self.unpersist(id);
+                continue;
+            };
+            let pending = socket.restore_observation(reg.peer, token, message);
+            let (control, control_rx) = oneshot::channel();
+            lock(&self.observations).insert(Entry {
+                info: info.clone(),
+                control: Some(control),
+            });
+            restored += 1;
+            let inner = self.clone();
+            tokio::spawn(async move {
+                match pending.await {
+                    Ok(obs) => observation_task(inner, reg, info, obs, control_rx).await,
+                    Err(_) => inner.observation_gone(&info, ObservationEndReason::Closed),
+                }
+            });
+        }
+        if restored > 0 {
+            info!(observations = restored, "observations restored");
+        }
+    }
+
     fn observation_gone(&self, info: &ObservationInfo, reason: ObservationEndReason) {
         if lock(&self.observations).remove(info.id).is_some() {
+            self.unpersist(info.id);
             self.emit(Event::ObservationEnded {
                 endpoint: info.endpoint.clone(),
                 registration_id: info.registration_id,
@@ -1105,6 +1178,13 @@ impl ServerHandle {
                 endpoint: reg.endpoint.clone(),
             });
         }
+        if let Err(e) = inner.store.save_observation(&info) {
+            warn!(%id, error = %e, "observation not persisted (it will not survive a restart)");
+        }
+        // It may have ended (registration gone, cancelled) while it was being persisted.
+        if lock(&inner.observations).get(id).is_none() {
+            inner.unpersist(id);
+        }
         tokio::spawn(observation_task(inner.clone(), reg, info, obs, control_rx));
         response.observation = Some(id);
         Ok(response)
@@ -1262,6 +1342,7 @@ impl ServerHandle {
                 .remove(id)
                 .ok_or(ServerError::UnknownObservation(id))?;
             drop(entry);
+            inner.unpersist(id);
             ended(inner);
             return Ok(None);
         }
@@ -1276,6 +1357,7 @@ impl ServerHandle {
         let mut entry = lock(&inner.observations)
             .remove(id)
             .ok_or(ServerError::UnknownObservation(id))?;
+        inner.unpersist(id);
         let (tx, rx) = oneshot::channel();
         if let Some(c) = entry.control.take() {
             if c.send(Control::Active(tx)).is_err() {

@@ -297,3 +297,52 @@ async fn observe_refused_by_the_client_holds_nothing() {
     assert_eq!((r.code, r.observation), (Code::NOT_FOUND, None));
     assert!(server.observations("dev").is_empty());
 }
+
+/// With a persistent store, a live observation has a record (what a restarted server restores) and the
+/// record goes when the observation ends: cancelled, or its registration ended.
+#[tokio::test]
+async fn observations_are_persisted_while_they_live() {
+    let dir = std::env::temp_dir().join(format!("lwm2m-obs-persist-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let store = std::sync::Arc::new(lwm2m_server::store::RedbRegistrationStore::open(dir.join("s.redb")).unwrap());
+    let config = ServerConfig {
+        store: store.clone(),
+        ..ServerConfig::default()
+    };
+    let (server, mut events, addr) = start_server(config).await;
+    let mut dev = Device::start(addr).await;
+    assert_eq!(dev.register(&["ep=dev", "lwm2m=1.1"]).await.code, Code::CREATED);
+    let a = server
+        .observe("dev", p("/3303/0/5700"), O)
+        .await
+        .unwrap()
+        .observation
+        .unwrap();
+    let b = server
+        .observe_composite("dev", vec![p("/3442/0/1120"), p("/3303/0")], O)
+        .await
+        .unwrap()
+        .observation
+        .unwrap();
+    let persisted = |s: &lwm2m_server::store::RedbRegistrationStore| {
+        let mut v = lwm2m_server::RegistrationStore::observations(s).unwrap();
+        v.sort_by_key(|o| o.id);
+        v
+    };
+    assert_eq!(persisted(&store), server.observations("dev"));
+    assert_eq!(persisted(&store).iter().map(|o| o.id).collect::<Vec<_>>(), vec![a, b]);
+
+    server.cancel_observation(a, CancelMode::Passive, O).await.unwrap();
+    assert_eq!(persisted(&store).iter().map(|o| o.id).collect::<Vec<_>>(), vec![b]);
+
+    assert_eq!(dev.deregister().await.code, Code::DELETED);
+    next_event(
+        &mut events,
+        |e| matches!(e, Event::ObservationEnded { observation, .. } if *observation == b),
+    )
+    .await;
+    assert!(persisted(&store).is_empty());
+    server.shutdown().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}

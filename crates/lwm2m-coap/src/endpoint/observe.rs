@@ -78,6 +78,40 @@ impl Endpoint {
         Some(RequestId(self.submit(now, key.0, req, None)))
     }
 
+    /// Re-install an observation established before a restart (e.g. by a previous process of a server that
+    /// persisted it): notifications from `peer` on `token` are accepted again and delivered as
+    /// [`Event::Notification`] for the returned id, exactly as if `request` (the registration request, GET
+    /// or FETCH with Observe=0) had just been answered with Observe. No message is sent. The first
+    /// notification is always fresh (RFC 7641 §3.4). An observation already on `(peer, token)` is replaced.
+    /// Cancel it like any other ([`Endpoint::cancel_observe`], [`Endpoint::cancel_observation`]).
+    pub fn restore_observation(
+        &mut self,
+        now: Timestamp,
+        peer: SocketAddr,
+        token: Token,
+        request: Message,
+    ) -> RequestId {
+        self.last_now = self.last_now.max(now);
+        let id = self.alloc_id();
+        let mut request = request;
+        request.token = token;
+        request.message_id = 0;
+        if let Some(old) = self.observations.insert(
+            (peer, token),
+            ClientObservation {
+                id,
+                request,
+                last: None,
+                fetch: None,
+            },
+        ) {
+            if let Some(f) = old.fetch {
+                self.drop_exchange(f);
+            }
+        }
+        RequestId(id)
+    }
+
     /// True while the observation established by request `id` accepts notifications.
     pub fn is_observing(&self, id: RequestId) -> bool {
         self.observations.values().any(|o| o.id == id.0)

@@ -480,3 +480,46 @@ fn sim_observe_under_loss_and_reordering_delivers_fresh_notifications_in_order()
     }
     assert!(stale > 0, "reordering made the freshness rule drop something");
 }
+
+#[test]
+fn a_restored_observation_accepts_notifications_after_a_restart_and_unknown_tokens_still_get_rst() {
+    let mut c = Endpoint::with_seed(EndpointConfig::default(), 1);
+    let mut s = Endpoint::with_seed(EndpointConfig::default(), 2);
+    let (_, req) = establish(&mut c, &mut s, 5);
+    // The observer restarts: a new endpoint knows nothing until the observation is restored.
+    let mut c = Endpoint::with_seed(EndpointConfig::default(), 3);
+    let id = c.restore_observation(t(10), addr(SERVER), req.token, observe_get("/3/0/13"));
+    assert!(c.is_observing(id));
+    assert!(drain(&mut c).is_empty(), "restoring sends nothing");
+    // A CON notification with a lower Observe value than before the restart is still fresh and delivered.
+    let mut n = notification(req.token, MessageType::Con, "after");
+    n.set_observe(3);
+    s.send_notification(t(20), addr(CLIENT), n).unwrap();
+    pump(t(21), &mut s, addr(SERVER), &mut c);
+    let evs = events(&mut c);
+    assert_eq!(notified(&evs), vec![("after".to_string(), Some(3))]);
+    assert!(matches!(&evs[..], [Event::Notification { id: i, peer, .. }] if *i == id && *peer == addr(SERVER)));
+    let acks = pump(t(22), &mut c, addr(CLIENT), &mut s);
+    assert_eq!(acks.iter().map(|m| m.mtype).collect::<Vec<_>>(), vec![MessageType::Ack]);
+    // A notification on a token the restarted endpoint does not know is answered with RST.
+    let other = Token::try_from_slice(&[0xAB, 0xCD]).unwrap();
+    let mut stray = notification(other, MessageType::Con, "stray");
+    stray.set_observe(9);
+    stray.message_id = 0x4242;
+    c.handle_datagram(t(30), addr(SERVER), &stray.encode());
+    assert!(notified(&events(&mut c)).is_empty());
+    let out: Vec<Message> = drain(&mut c).iter().map(decode).collect();
+    assert_eq!(out.len(), 1);
+    assert_eq!((out[0].mtype, out[0].message_id), (MessageType::Rst, 0x4242));
+    // The restored observation is cancelled actively like any other: GET with Observe=1 on its token.
+    let cancel = c.cancel_observe(t(40), id).unwrap();
+    assert_ne!(cancel, id);
+    assert!(!c.is_observing(id));
+    let sent: Vec<Message> = drain(&mut c).iter().map(decode).collect();
+    assert_eq!(sent.len(), 1);
+    assert_eq!(
+        (sent[0].code, sent[0].token, sent[0].observe()),
+        (Code::GET, req.token, Some(1))
+    );
+    assert_eq!(sent[0].uri_path_string(), "/3/0/13");
+}

@@ -222,6 +222,13 @@ enum Command {
     CancelObservation {
         id: RequestId,
     },
+    Restore {
+        peer: SocketAddr,
+        token: Token,
+        message: Message,
+        observe: mpsc::Sender<Message>,
+        reply: oneshot::Sender<RequestId>,
+    },
     Deregister {
         id: RequestId,
         reply: RequestReply,
@@ -366,6 +373,7 @@ impl std::fmt::Debug for Command {
             Command::Request { .. } => "Request",
             Command::Cancel { .. } => "Cancel",
             Command::CancelObservation { .. } => "CancelObservation",
+            Command::Restore { .. } => "Restore",
             Command::Deregister { .. } => "Deregister",
             Command::Respond { .. } => "Respond",
             Command::Accept { .. } => "Accept",
@@ -425,6 +433,44 @@ impl UdpHandle {
             live: true,
         };
         Ok((first, obs))
+    }
+
+    /// Re-install an observation established before a restart (see [`crate::Endpoint::restore_observation`]):
+    /// notifications from `peer` on `token` are accepted again and yielded by the returned [`Observation`];
+    /// `request` is the registration request (GET or FETCH with its options and payload), kept for an active
+    /// cancel with [`Observation::deregister`]. Nothing is sent. The restore is queued to the loop before this
+    /// returns (so it is ordered before any later command of this handle); the future resolves once it took
+    /// effect.
+    pub fn restore_observation(
+        &self,
+        peer: SocketAddr,
+        token: Token,
+        mut request: Message,
+    ) -> impl std::future::Future<Output = Result<Observation, RequestError>> + Send + 'static {
+        request.set_observe(0);
+        let (tx, rx) = mpsc::channel(self.observation_capacity);
+        let (reply, id_rx) = oneshot::channel();
+        let sent = self
+            .commands
+            .send(Command::Restore {
+                peer,
+                token,
+                message: request,
+                observe: tx,
+                reply,
+            })
+            .map_err(|_| RequestError::Closed);
+        let commands = self.commands.clone();
+        async move {
+            sent?;
+            let id = id_rx.await.map_err(|_| RequestError::Closed)?;
+            Ok(Observation {
+                id,
+                notifications: rx,
+                commands,
+                live: true,
+            })
+        }
     }
 
     async fn request_inner(
@@ -924,6 +970,21 @@ impl Driver {
                 self.observations.remove(&id);
                 self.endpoint.cancel_observation(id);
             }
+            Command::Restore {
+                peer,
+                token,
+                message,
+                observe,
+                reply,
+            } => {
+                let id = self.endpoint.restore_observation(now, canonical(peer), token, message);
+                self.observations.insert(id, observe);
+                if reply.send(id).is_err() {
+                    // The caller went away before it got its Observation.
+                    self.observations.remove(&id);
+                    self.endpoint.cancel_observation(id);
+                }
+            }
             Command::Deregister { id, reply } => {
                 self.observations.remove(&id);
                 match self.endpoint.cancel_observe(now, id) {
@@ -1397,6 +1458,57 @@ mod tests {
         let n = Message::new(MessageType::Con, Code::CONTENT);
         let d = tokio::time::timeout(T, server.notify(r.peer, n)).await.unwrap();
         assert_eq!(d, Err(RequestError::Endpoint(EndpointError::MissingToken)));
+    }
+
+    #[tokio::test]
+    async fn a_restored_observation_yields_notifications_after_the_observer_restarts() {
+        let (server, mut srx) = bind("127.0.0.1:0").await;
+        let (client, _crx) = bind("127.0.0.1:0").await;
+        let (to, client_addr) = (server.local_addr(), client.local_addr());
+        let c = client.clone();
+        let reg = tokio::spawn(async move { c.observe(to, Message::request(Code::GET, "/temp")).await });
+        let r = next_request(&mut srx).await;
+        let token = r.request.token;
+        let mut first = Message::response_to(&r.request, Code::CONTENT).with_payload("20");
+        first.set_observe(7);
+        server.respond(r.responder, first).unwrap();
+        let (_, obs) = tokio::time::timeout(T, reg).await.unwrap().unwrap().unwrap();
+        // The observer's process goes away (no deregistration) and comes back on the same address.
+        std::mem::forget(obs);
+        client.shutdown().await;
+        drop(client);
+        let (client, _crx) = bind(&client_addr.to_string()).await;
+        let mut obs = client
+            .restore_observation(to, token, Message::request(Code::GET, "/temp"))
+            .await
+            .unwrap();
+        let mut n = Message::new(MessageType::Con, Code::CONTENT)
+            .with_token(token)
+            .with_payload("21");
+        n.set_observe(2);
+        let d = tokio::time::timeout(T, server.notify(r.peer, n))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(d, Delivery::Acknowledged);
+        let got = tokio::time::timeout(T, obs.next()).await.unwrap().unwrap();
+        assert_eq!((got.payload.as_slice(), got.observe()), (&b"21"[..], Some(2)));
+        // A token the restarted observer does not know is still rejected.
+        let stray = Message::new(MessageType::Con, Code::CONTENT)
+            .with_token(Token::from_u64(0xDEAD))
+            .with_payload("x");
+        let d = tokio::time::timeout(T, server.notify(r.peer, stray)).await.unwrap();
+        assert!(matches!(d, Err(RequestError::Reset)), "{d:?}");
+        // Active cancel works on a restored observation: the server sees GET Observe=1 on the same token.
+        let c = tokio::spawn(async move { obs.deregister().await });
+        let r2 = next_request(&mut srx).await;
+        assert_eq!((r2.request.token, r2.request.observe()), (token, Some(1)));
+        assert_eq!(r2.request.uri_path_string(), "/temp");
+        server
+            .respond(r2.responder, Message::response_to(&r2.request, Code::CONTENT))
+            .unwrap();
+        let answer = tokio::time::timeout(T, c).await.unwrap().unwrap().unwrap();
+        assert_eq!(answer.code, Code::CONTENT);
     }
 
     #[tokio::test]

@@ -1,4 +1,4 @@
-//! Persistence: registrations and security credentials that survive a restart.
+//! Persistence: registrations, security credentials and live observations that survive a restart.
 //!
 //! - [`redb`](self::redb): the redb-backed stores. [`ServerDb`] is one database file;
 //!   [`RedbRegistrationStore`] is a [`RegistrationStore`](crate::RegistrationStore) that answers every lookup
@@ -6,7 +6,8 @@
 //!   [`PersistentSecurity`] keeps a [`MemorySecurityStore`](crate::security::MemorySecurityStore) and the file
 //!   in step.
 //! - The record encoding ([`encode_registration`], [`decode_registration`], [`encode_security`],
-//!   [`decode_security`]): a versioned, length-prefixed binary record per registration and per credential.
+//!   [`decode_security`], [`encode_observation`], [`decode_observation`]): a versioned, length-prefixed binary
+//!   record per registration, per credential and per observation.
 //!   Decoding returns a [`RecordError`] on any malformed input and never panics.
 //!
 //! Record layout, version 1 (integers big-endian; `str`/`bytes` = `u32` length + bytes; `opt<T>` = `u8` 0
@@ -21,6 +22,9 @@
 //! identity:     u8 0 (none) | 1 bytes psk_identity | 2 bytes spki | 3 opt<str> cn, bytes cert
 //! object:       u16 object_id, opt<(u16 major, u16 minor)> version, u32 n + n×u16 instances
 //! security:     u8 version=1, str endpoint, u8 kind: 1 str identity, bytes key | 2 bytes spki | 3 (x509)
+//! observation:  u8 version=1, u64 id, u64 registration_id, str endpoint, bytes token (at most 8),
+//!               u8 kind (1 Observe, 2 Observe-Composite), u32 n + n×str path, opt<u16> content format,
+//!               u64 created_ms
 //! ```
 
 pub mod redb;
@@ -33,8 +37,10 @@ use lwm2m_core::format::link::{ObjectLink, RegistrationLinks};
 use lwm2m_core::model::Version;
 use thiserror::Error;
 
+use crate::observation::{ObservationId, ObservationInfo};
 use crate::registration::Binding;
 use crate::registry::{Registration, RegistrationId};
+use crate::request::Request;
 use crate::security::{Credential, SecurityInfo};
 
 pub use self::redb::{PersistError, PersistentSecurity, RedbRegistrationStore, ServerDb};
@@ -445,6 +451,98 @@ pub fn decode_security(bytes: &[u8]) -> Result<SecurityInfo, RecordError> {
     Ok(SecurityInfo { endpoint, credential })
 }
 
+// ---------------------------------------------------------------------------------------------------------
+// Observation
+
+/// Encodes an observation (an Observe or Observe-Composite request) as a version-1 record. Returns `None`
+/// for any other request kind, which is never an observation.
+pub fn encode_observation(o: &ObservationInfo) -> Option<Vec<u8>> {
+    let (kind, paths) = match &o.request {
+        Request::Observe { path } => (1u8, std::slice::from_ref(path)),
+        Request::ObserveComposite { paths } => (2u8, paths.as_slice()),
+        _ => return None,
+    };
+    let mut w = Writer(Vec::with_capacity(64 + 16 * paths.len()));
+    w.u8(RECORD_VERSION);
+    w.u64(o.id.0);
+    w.u64(o.registration_id.0);
+    w.str(&o.endpoint);
+    w.bytes(&o.token);
+    w.u8(kind);
+    w.len(paths.len());
+    for p in paths {
+        w.str(&p.to_string());
+    }
+    match o.format {
+        None => w.u8(0),
+        Some(f) => {
+            w.u8(1);
+            w.u16(f.code());
+        }
+    }
+    w.u64(o.created_ms);
+    Some(w.0)
+}
+
+/// Decodes a record written by [`encode_observation`].
+pub fn decode_observation(bytes: &[u8]) -> Result<ObservationInfo, RecordError> {
+    let mut r = Reader { buf: bytes, pos: 0 };
+    r.version()?;
+    let id = ObservationId(r.u64("id")?);
+    let registration_id = RegistrationId(r.u64("registration id")?);
+    let endpoint = r.str("endpoint")?;
+    let at = r.pos;
+    let token = r.bytes("token")?.to_vec();
+    if token.len() > 8 {
+        return Err(r.invalid(at, "token", "longer than 8 bytes"));
+    }
+    let at = r.pos;
+    let kind = r.u8("observation kind")?;
+    if !matches!(kind, 1 | 2) {
+        return Err(r.invalid(at, "observation kind", "expected 1 or 2"));
+    }
+    let at = r.pos;
+    let n = r.count(4, "paths")?;
+    if (kind == 1 && n != 1) || n == 0 {
+        return Err(r.invalid(at, "paths", "Observe has one path, Observe-Composite at least one"));
+    }
+    let mut paths = Vec::with_capacity(n);
+    for _ in 0..n {
+        let at = r.pos;
+        let text = r.str("path")?;
+        paths.push(lwm2m_core::Path::parse(&text).map_err(|_| r.invalid(at, "path", "not an LwM2M path"))?);
+    }
+    let format = if r.bool("content format")? {
+        let at = r.pos;
+        let code = r.u16("content format")?;
+        Some(
+            lwm2m_core::format::ContentFormat::from_code(code)
+                .ok_or_else(|| r.invalid(at, "content format", "unknown content format"))?,
+        )
+    } else {
+        None
+    };
+    let created_ms = r.u64("created")?;
+    r.finish()?;
+    let request = match (kind, paths.pop()) {
+        (1, Some(path)) => Request::Observe { path },
+        (_, Some(last)) => {
+            paths.push(last);
+            Request::ObserveComposite { paths }
+        }
+        (_, None) => return Err(r.invalid(at, "paths", "no path")),
+    };
+    Ok(ObservationInfo {
+        id,
+        registration_id,
+        endpoint,
+        request,
+        token,
+        format,
+        created_ms,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -534,6 +632,106 @@ mod tests {
         // Every strict prefix is an error, never a panic.
         for n in 0..bytes.len() {
             assert!(decode_registration(&bytes[..n]).is_err(), "prefix of {n} bytes");
+        }
+    }
+
+    fn sample_observation() -> ObservationInfo {
+        ObservationInfo {
+            id: ObservationId(7),
+            registration_id: RegistrationId(0x0102),
+            endpoint: "dev-1".into(),
+            request: Request::Observe {
+                path: lwm2m_core::Path::parse("/3/0/9").unwrap(),
+            },
+            token: vec![0xA1, 0xB2],
+            format: Some(lwm2m_core::format::ContentFormat::SenmlCbor),
+            created_ms: 1_700_000_000_000,
+        }
+    }
+
+    #[test]
+    fn observation_round_trips_and_corrupt_records_name_what_is_wrong() {
+        let o = sample_observation();
+        let bytes = encode_observation(&o).unwrap();
+        assert_eq!(bytes[0], RECORD_VERSION);
+        assert_eq!(&bytes[1..9], &7u64.to_be_bytes());
+        assert_eq!(&bytes[17..26], b"\0\0\0\x05dev-1");
+        assert_eq!(&bytes[26..32], b"\0\0\0\x02\xA1\xB2");
+        assert_eq!(bytes[32], 1, "kind Observe");
+        assert_eq!(decode_observation(&bytes), Ok(o.clone()));
+        let composite = ObservationInfo {
+            request: Request::ObserveComposite {
+                paths: vec![
+                    lwm2m_core::Path::parse("/3/0").unwrap(),
+                    lwm2m_core::Path::parse("/1/0/1").unwrap(),
+                ],
+            },
+            format: None,
+            ..o.clone()
+        };
+        assert_eq!(
+            decode_observation(&encode_observation(&composite).unwrap()),
+            Ok(composite)
+        );
+        assert_eq!(
+            encode_observation(&ObservationInfo {
+                request: Request::Read {
+                    path: lwm2m_core::Path::parse("/3").unwrap()
+                },
+                ..o.clone()
+            }),
+            None
+        );
+
+        assert_eq!(decode_observation(&[]), Err(RecordError::Empty));
+        assert_eq!(decode_observation(&[2]), Err(RecordError::UnsupportedVersion(2)));
+        let mut b = bytes.clone();
+        b[26..30].copy_from_slice(&9u32.to_be_bytes());
+        b.extend_from_slice(&[0; 7]);
+        assert_eq!(
+            decode_observation(&b),
+            Err(RecordError::Invalid {
+                offset: 26,
+                field: "token",
+                reason: "longer than 8 bytes"
+            })
+        );
+        let mut b = bytes.clone();
+        b[32] = 3;
+        assert_eq!(
+            decode_observation(&b),
+            Err(RecordError::Invalid {
+                offset: 32,
+                field: "observation kind",
+                reason: "expected 1 or 2"
+            })
+        );
+        let mut b = bytes.clone();
+        b[42] = b'x'; // "/3/0/9" becomes "/x/0/9"
+        assert_eq!(
+            decode_observation(&b),
+            Err(RecordError::Invalid {
+                offset: 37,
+                field: "path",
+                reason: "not an LwM2M path"
+            })
+        );
+        let mut b = bytes.clone();
+        let fmt_at = 47;
+        b[fmt_at + 1..fmt_at + 3].copy_from_slice(&65000u16.to_be_bytes());
+        assert_eq!(
+            decode_observation(&b),
+            Err(RecordError::Invalid {
+                offset: 48,
+                field: "content format",
+                reason: "unknown content format"
+            })
+        );
+        let mut b = bytes.clone();
+        b.push(0);
+        assert_eq!(decode_observation(&b), Err(RecordError::TrailingBytes(1)));
+        for n in 0..bytes.len() {
+            assert!(decode_observation(&bytes[..n]).is_err(), "prefix of {n} bytes");
         }
     }
 
@@ -632,6 +830,31 @@ mod tests {
             fn decoding_never_panics(bytes in prop::collection::vec(any::<u8>(), 0..200)) {
                 let _ = decode_registration(&bytes);
                 let _ = decode_security(&bytes);
+                let _ = decode_observation(&bytes);
+            }
+
+            /// Observation records round-trip, and a corrupted one is an error or another valid record.
+            #[test]
+            fn observation_records_round_trip_and_corruption_never_panics(
+                composite in any::<bool>(),
+                ids in prop::collection::vec((0u16..100, 0u16..10, 0u16..20), 1..4),
+                token in prop::collection::vec(any::<u8>(), 0..=8),
+                at in any::<prop::sample::Index>(),
+                x in 1u8..,
+            ) {
+                let paths: Vec<lwm2m_core::Path> =
+                    ids.iter().map(|(o, i, r)| lwm2m_core::Path::parse(&format!("/{o}/{i}/{r}")).unwrap()).collect();
+                let request = if composite {
+                    Request::ObserveComposite { paths }
+                } else {
+                    Request::Observe { path: paths[0] }
+                };
+                let o = ObservationInfo { token, request, ..sample_observation() };
+                let mut bytes = encode_observation(&o).unwrap();
+                prop_assert_eq!(decode_observation(&bytes), Ok(o));
+                let i = at.index(bytes.len());
+                bytes[i] ^= x;
+                let _ = decode_observation(&bytes);
             }
 
             /// Flipping any byte of a valid record gives an error or another valid registration, never a panic.

@@ -1,6 +1,6 @@
-//! The redb-backed stores: one database file holds a `registrations` table (registration id → record) and a
-//! `security` table (endpoint → record); records are encoded by [`super::encode_registration`] and
-//! [`super::encode_security`].
+//! The redb-backed stores: one database file holds a `registrations` table (registration id → record), a
+//! `security` table (endpoint → record) and an `observations` table (observation id → record); records are
+//! encoded by [`super::encode_registration`], [`super::encode_security`] and [`super::encode_observation`].
 //!
 //! Reads never touch the file: both stores keep everything in memory (loaded when opened). Every change is
 //! one redb write transaction, committed with immediate durability before the call returns, so a change the
@@ -14,12 +14,17 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use ::redb::{Database, ReadableTable, TableDefinition};
 use thiserror::Error;
 
-use super::{decode_registration, decode_security, encode_registration, encode_security, RecordError};
+use super::{
+    decode_observation, decode_registration, decode_security, encode_observation, encode_registration, encode_security,
+    RecordError,
+};
+use crate::observation::{ObservationId, ObservationInfo};
 use crate::registry::{MemoryRegistrationStore, Registration, RegistrationId, RegistrationStore, StoreError};
 use crate::security::{MemorySecurityStore, SecurityChange, SecurityInfo};
 
 const REGISTRATIONS: TableDefinition<u64, &[u8]> = TableDefinition::new("registrations");
 const SECURITY: TableDefinition<&str, &[u8]> = TableDefinition::new("security");
+const OBSERVATIONS: TableDefinition<u64, &[u8]> = TableDefinition::new("observations");
 
 /// Why the persistent store could not be opened, loaded or written.
 #[derive(Debug, Error)]
@@ -84,6 +89,7 @@ impl ServerDb {
         let txn = db.begin_write().map_err(db_err)?;
         txn.open_table(REGISTRATIONS).map_err(db_err)?;
         txn.open_table(SECURITY).map_err(db_err)?;
+        txn.open_table(OBSERVATIONS).map_err(db_err)?;
         txn.commit().map_err(db_err)?;
         Ok(ServerDb { db: Arc::new(db), path })
     }
@@ -162,6 +168,8 @@ impl RedbRegistrationStore {
             db,
             writes: Mutex::new(()),
         };
+        // A corrupt observation record is reported at open, like a corrupt registration.
+        store.read_observations()?;
         let consistent = store.memory.len() == keys.len()
             && keys
                 .iter()
@@ -196,6 +204,38 @@ impl RedbRegistrationStore {
         let txn = self.db.begin_write().map_err(|e| backend(e.into()))?;
         {
             let mut table = txn.open_table(REGISTRATIONS).map_err(|e| backend(e.into()))?;
+            f(&mut table).map_err(|e| backend(e.into()))?;
+        }
+        txn.commit().map_err(|e| backend(e.into()))
+    }
+
+    /// Every record of the observations table, decoded.
+    fn read_observations(&self) -> Result<Vec<ObservationInfo>, PersistError> {
+        let txn = self.db.begin_read().map_err(db_err)?;
+        let table = txn.open_table(OBSERVATIONS).map_err(db_err)?;
+        let mut out = Vec::new();
+        for item in table.iter().map_err(db_err)? {
+            let (k, v) = item.map_err(db_err)?;
+            let o = decode_observation(v.value()).map_err(|error| PersistError::Corrupt {
+                table: "observations",
+                key: ObservationId(k.value()).to_string(),
+                error,
+            })?;
+            out.push(o);
+        }
+        Ok(out)
+    }
+
+    /// One write transaction on the observations table.
+    fn write_observations(
+        &self,
+        f: impl FnOnce(&mut ::redb::Table<u64, &[u8]>) -> Result<(), ::redb::StorageError>,
+    ) -> Result<(), StoreError> {
+        let backend = |e: ::redb::Error| StoreError::Backend(e.to_string());
+        let _w = lock(&self.writes);
+        let txn = self.db.begin_write().map_err(|e| backend(e.into()))?;
+        {
+            let mut table = txn.open_table(OBSERVATIONS).map_err(|e| backend(e.into()))?;
             f(&mut table).map_err(|e| backend(e.into()))?;
         }
         txn.commit().map_err(|e| backend(e.into()))
@@ -284,6 +324,24 @@ impl RegistrationStore for RedbRegistrationStore {
 
     fn len(&self) -> usize {
         self.memory.len()
+    }
+
+    fn save_observation(&self, observation: &ObservationInfo) -> Result<(), StoreError> {
+        let Some(record) = encode_observation(observation) else {
+            return Err(StoreError::Backend(format!(
+                "{} is not an observe request",
+                observation.request.name()
+            )));
+        };
+        self.write_observations(|t| t.insert(observation.id.0, record.as_slice()).map(drop))
+    }
+
+    fn remove_observation(&self, id: ObservationId) -> Result<(), StoreError> {
+        self.write_observations(|t| t.remove(id.0).map(drop))
+    }
+
+    fn observations(&self) -> Result<Vec<ObservationInfo>, StoreError> {
+        self.read_observations().map_err(|e| StoreError::Backend(e.to_string()))
     }
 }
 
@@ -441,6 +499,57 @@ mod tests {
         s.for_each(&mut |r| v.push(r.clone())).unwrap();
         v.sort_by(|a, b| a.endpoint.cmp(&b.endpoint));
         v
+    }
+
+    fn observation(id: u64, reg: RegistrationId, path: &str) -> ObservationInfo {
+        ObservationInfo {
+            id: ObservationId(id),
+            registration_id: reg,
+            endpoint: "a".into(),
+            request: crate::request::Request::Observe {
+                path: lwm2m_core::Path::parse(path).unwrap(),
+            },
+            token: vec![1, 2, 3, 4],
+            format: None,
+            created_ms: 5,
+        }
+    }
+
+    #[test]
+    fn observations_survive_reopening_and_a_corrupt_one_is_a_typed_error() {
+        let dir = TempDir::new("observations");
+        let a = reg("a", 1);
+        let (o1, o2) = (observation(1, a.id, "/3/0/9"), observation(2, a.id, "/3/0/13"));
+        {
+            let s = RedbRegistrationStore::open(dir.file()).unwrap();
+            s.add(a.clone()).unwrap();
+            s.save_observation(&o1).unwrap();
+            s.save_observation(&o2).unwrap();
+            s.remove_observation(ObservationId(1)).unwrap();
+            s.remove_observation(ObservationId(99)).unwrap();
+            let read = crate::request::Request::Read {
+                path: lwm2m_core::Path::parse("/3").unwrap(),
+            };
+            assert!(matches!(
+                s.save_observation(&ObservationInfo {
+                    request: read,
+                    ..o1.clone()
+                }),
+                Err(StoreError::Backend(_))
+            ));
+        }
+        {
+            let s = RedbRegistrationStore::open(dir.file()).unwrap();
+            assert_eq!(s.observations().unwrap(), vec![o2.clone()]);
+            s.write_observations(|t| t.insert(7, &[1u8, 0][..]).map(drop)).unwrap();
+        }
+        match RedbRegistrationStore::open(dir.file()) {
+            Err(PersistError::Corrupt { table, key, error }) => {
+                assert_eq!((table, key.as_str()), ("observations", "obs-7"));
+                assert_eq!(error, RecordError::Truncated { offset: 1, field: "id" });
+            }
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]
