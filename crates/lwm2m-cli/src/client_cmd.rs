@@ -3,7 +3,7 @@
 //! Objects 0, 1, 2, 3, 4, 5, 6, 7 and a Temperature sensor `/3303/0` whose value takes a slow random walk.
 //! Events are printed on stdout one per line (`registered ssid=1 location=/rd/xyz`), logs go to stderr.
 
-use std::path::PathBuf;
+use std::path::{Path as FsPath, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{anyhow, bail, Context, Result};
@@ -40,11 +40,13 @@ macro_rules! config_example {
   disable_timeout = 86400
   default_pmin = 1
   default_pmax = 60
-  psk_identity = \"dev1\"         # with a coaps:// uri
+  psk_identity = \"dev1\"         # with a coaps:// uri: a PSK,
   psk_key = \"000102030405060708090a0b0c0d0e0f\"
+  # or X.509: cert = \"dev.pem\", key = \"dev.key\", server_cert = \"server.pem\", cert_usage = 3
+  # or RPK: rpk_key = \"dev.key\", server_rpk = \"server.pub\"  (files: PEM or DER, relative to this file)
   [bootstrap]
   uri = \"coap://127.0.0.1:5783\"
-  hold_off = 0                  # also psk_identity, psk_key
+  hold_off = 0                  # also psk_identity, psk_key, cert, key, ...
   [device]
   manufacturer = \"ACME\"         # also model, serial, firmware_version, hardware_version,
                                 # software_version, device_type
@@ -79,6 +81,11 @@ EXAMPLES:
   lwm2m client --server coap://127.0.0.1:5683 --endpoint urn:dev:demo
   lwm2m client --server coaps://127.0.0.1:5684 --endpoint dev1 \\
       --psk-identity dev1 --psk-key 000102030405060708090a0b0c0d0e0f
+  lwm2m client --server coaps://127.0.0.1:5684 --endpoint dev1 \\
+      --cert dev1.pem --key dev1.key --server-cert server.pem
+  lwm2m client --server coaps://127.0.0.1:5684 --endpoint dev1 \\
+      --cert dev1.pem --key dev1.key --server-cert ca.pem --cert-usage 0
+  lwm2m client --server coaps://127.0.0.1:5684 --endpoint dev1 --rpk-key dev1.key --server-rpk server.pub
   lwm2m client --bootstrap --server coap://127.0.0.1:5783 --endpoint dev1
   lwm2m client --config device.toml"
 ))]
@@ -98,6 +105,28 @@ pub struct ClientArgs {
     /// PSK key for a coaps:// --server, in hexadecimal (e.g. 000102030405060708090a0b0c0d0e0f).
     #[arg(long, value_name = "HEX", requires = "psk_identity")]
     psk_key: Option<String>,
+    /// Client certificate for a coaps:// --server (X.509 mode, /0/x/3), PEM or DER. The key must be EC (P-256)
+    /// for the ECDHE_ECDSA suites; the server usually takes the CN as the endpoint name.
+    #[arg(long, value_name = "FILE", requires_all = ["key", "server_cert"])]
+    cert: Option<PathBuf>,
+    /// X.509 mode: the private key of --cert (/0/x/5), PEM or DER (unencrypted PKCS#8 or SEC1).
+    #[arg(long, value_name = "FILE", requires = "cert")]
+    key: Option<PathBuf>,
+    /// X.509 mode: the server's certificate (usage 1, 3) or CA (usage 0, 2) (/0/x/4), PEM or DER.
+    #[arg(long, value_name = "FILE", requires = "cert")]
+    server_cert: Option<PathBuf>,
+    /// X.509 mode: Certificate Usage (/0/x/15): 0 CA constraint, 1 service certificate constraint, 2 trust
+    /// anchor assertion, 3 domain-issued certificate (exact match, no name check; the default). 0..2 check the
+    /// server's name (the URI host, an IP literal against an IP subjectAltName) against its certificate.
+    #[arg(long, value_name = "0..3", requires = "cert", value_parser = clap::value_parser!(u8).range(0..=3))]
+    cert_usage: Option<u8>,
+    /// Raw public key mode (RFC 7250) for a coaps:// --server: our EC (P-256) private key, PEM or DER; the public
+    /// key (/0/x/3) is derived from it. Needs a build with lwm2m-dtls's `vendored` feature (OpenSSL >= 3.2).
+    #[arg(long, value_name = "FILE", requires = "server_rpk")]
+    rpk_key: Option<PathBuf>,
+    /// RPK mode: the server's public key (SubjectPublicKeyInfo, /0/x/4), PEM (`PUBLIC KEY`) or DER.
+    #[arg(long, value_name = "FILE", requires = "rpk_key")]
+    server_rpk: Option<PathBuf>,
     /// --server is a Bootstrap-Server: start with a Client Initiated Bootstrap.
     #[arg(long)]
     bootstrap: bool,
@@ -158,6 +187,12 @@ struct FileServer {
     default_pmax: Option<u64>,
     psk_identity: Option<String>,
     psk_key: Option<String>,
+    cert: Option<PathBuf>,
+    key: Option<PathBuf>,
+    server_cert: Option<PathBuf>,
+    cert_usage: Option<u8>,
+    rpk_key: Option<PathBuf>,
+    server_rpk: Option<PathBuf>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -167,6 +202,12 @@ struct FileBootstrap {
     hold_off: Option<u64>,
     psk_identity: Option<String>,
     psk_key: Option<String>,
+    cert: Option<PathBuf>,
+    key: Option<PathBuf>,
+    server_cert: Option<PathBuf>,
+    cert_usage: Option<u8>,
+    rpk_key: Option<PathBuf>,
+    server_rpk: Option<PathBuf>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -188,10 +229,135 @@ struct FileSensor {
     interval: Option<u64>,
 }
 
-/// The PSK of an account: both or neither, the key in hex.
-fn credentials(what: &str, uri: &str, identity: Option<&str>, key: Option<&str>) -> Result<Credentials> {
+/// The credentials of one account as given: a PSK, certificate files or RPK files.
+#[derive(Debug, Default)]
+struct CredArgs<'a> {
+    psk_identity: Option<&'a str>,
+    psk_key: Option<&'a str>,
+    cert: Option<PathBuf>,
+    key: Option<PathBuf>,
+    server_cert: Option<PathBuf>,
+    cert_usage: Option<u8>,
+    rpk_key: Option<PathBuf>,
+    server_rpk: Option<PathBuf>,
+}
+
+/// The credentials of a config-file account (`[[servers]]` or `[bootstrap]`), relative paths taken from `base`
+/// (the config file's directory).
+macro_rules! file_creds {
+    ($s:expr, $base:expr) => {{
+        let (s, base): (_, &FsPath) = (&$s, $base);
+        let at = |p: &Option<PathBuf>| p.as_ref().map(|p| base.join(p));
+        CredArgs {
+            psk_identity: s.psk_identity.as_deref(),
+            psk_key: s.psk_key.as_deref(),
+            cert: at(&s.cert),
+            key: at(&s.key),
+            server_cert: at(&s.server_cert),
+            cert_usage: s.cert_usage,
+            rpk_key: at(&s.rpk_key),
+            server_rpk: at(&s.server_rpk),
+        }
+    }};
+}
+
+fn read_file(what: &str, path: &FsPath) -> Result<Vec<u8>> {
+    std::fs::read(path).with_context(|| format!("{what}: cannot read {}", path.display()))
+}
+
+fn is_pem(data: &[u8]) -> bool {
+    data.windows(11).any(|w| w == b"-----BEGIN ")
+}
+
+/// A certificate file (PEM or DER) as DER.
+fn load_cert(what: &str, path: &FsPath) -> Result<Vec<u8>> {
+    use openssl::x509::X509;
+    let data = read_file(what, path)?;
+    let cert = if is_pem(&data) {
+        X509::from_pem(&data)
+    } else {
+        X509::from_der(&data)
+    };
+    let cert = cert.map_err(|e| anyhow!("{what}: {} is not a PEM or DER certificate: {e}", path.display()))?;
+    Ok(cert.to_der()?)
+}
+
+/// A private key file (PEM or DER, PKCS#8 or SEC1/traditional) as the key.
+fn load_private_key(what: &str, path: &FsPath) -> Result<openssl::pkey::PKey<openssl::pkey::Private>> {
+    use openssl::pkey::PKey;
+    let data = read_file(what, path)?;
+    let key = if is_pem(&data) {
+        PKey::private_key_from_pem(&data)
+    } else {
+        PKey::private_key_from_der(&data)
+    };
+    key.map_err(|e| {
+        anyhow!(
+            "{what}: {} is not a PEM or DER private key (unencrypted PKCS#8 or SEC1): {e}",
+            path.display()
+        )
+    })
+}
+
+/// A public key file (PEM `PUBLIC KEY` or SubjectPublicKeyInfo DER) as SubjectPublicKeyInfo DER.
+fn load_public_key(what: &str, path: &FsPath) -> Result<Vec<u8>> {
+    use openssl::pkey::PKey;
+    let data = read_file(what, path)?;
+    let key = if is_pem(&data) {
+        PKey::public_key_from_pem(&data)
+    } else {
+        PKey::public_key_from_der(&data)
+    };
+    let key = key.map_err(|e| {
+        anyhow!(
+            "{what}: {} is not a PEM or DER public key (SubjectPublicKeyInfo): {e}",
+            path.display()
+        )
+    })?;
+    Ok(key.public_key_to_der()?)
+}
+
+/// The credentials of an account: at most one of a PSK (both parts, the key in hex), certificate files (all
+/// three) or RPK files (both); none only for coap://.
+fn credentials(what: &str, uri: &str, c: &CredArgs<'_>) -> Result<Credentials> {
     let secure = CoapUri::parse(uri).map_err(|e| anyhow!("{what}: {e}"))?.secure;
-    match (identity, key) {
+    let psk = c.psk_identity.is_some() || c.psk_key.is_some();
+    let x509 = c.cert.is_some() || c.key.is_some() || c.server_cert.is_some() || c.cert_usage.is_some();
+    let rpk = c.rpk_key.is_some() || c.server_rpk.is_some();
+    if [psk, x509, rpk].iter().filter(|b| **b).count() > 1 {
+        bail!(
+            "{what}: give one kind of credentials: a PSK, a certificate (cert, key, server cert) or a raw public key"
+        );
+    }
+    if (psk || x509 || rpk) && !secure {
+        tracing::warn!("{what}: {uri} is coap://, the credentials are not used (use coaps:// for DTLS)");
+    }
+    if x509 {
+        let (Some(cert), Some(key), Some(server)) = (&c.cert, &c.key, &c.server_cert) else {
+            bail!("{what}: X.509 mode needs the client certificate, its key and the server certificate or CA (--cert, --key, --server-cert or cert, key, server_cert in the config file)");
+        };
+        if c.cert_usage.is_some_and(|u| u > 3) {
+            bail!("{what}: the certificate usage must be 0..3");
+        }
+        return Ok(Credentials::Certificate {
+            certificate: load_cert(what, cert)?,
+            private_key: load_private_key(what, key)?.private_key_to_der()?,
+            server_certificate: load_cert(what, server)?,
+            certificate_usage: c.cert_usage,
+        });
+    }
+    if rpk {
+        let (Some(key), Some(server)) = (&c.rpk_key, &c.server_rpk) else {
+            bail!("{what}: RPK mode needs our private key and the server's public key (--rpk-key and --server-rpk, or rpk_key and server_rpk in the config file)");
+        };
+        let key = load_private_key(what, key)?;
+        return Ok(Credentials::Rpk {
+            public_key: key.public_key_to_der()?,
+            private_key: key.private_key_to_der()?,
+            server_public_key: load_public_key(what, server)?,
+        });
+    }
+    match (c.psk_identity, c.psk_key) {
         (Some(id), Some(k)) => {
             let key = hex::decode(k.trim()).map_err(|e| {
                 anyhow!(
@@ -201,17 +367,14 @@ fn credentials(what: &str, uri: &str, identity: Option<&str>, key: Option<&str>)
             if id.is_empty() || key.is_empty() {
                 bail!("{what}: the PSK identity and key must not be empty");
             }
-            if !secure {
-                tracing::warn!("{what}: {uri} is coap://, the PSK is not used (use coaps:// for DTLS)");
-            }
             Ok(Credentials::Psk {
                 identity: id.as_bytes().to_vec(),
                 key,
             })
         }
         (None, None) if secure => bail!(
-            "{what}: {uri} is coaps:// but no PSK is given; add --psk-identity and --psk-key (or psk_identity and \
-             psk_key in the config file), or use coap://"
+            "{what}: {uri} is coaps:// but no credentials are given; add --psk-identity and --psk-key (or \
+             --cert/--key/--server-cert, or --rpk-key/--server-rpk; or the same in the config file), or use coap://"
         ),
         (None, None) => Ok(Credentials::NoSec),
         _ => bail!("{what}: give both the PSK identity and the PSK key, or neither"),
@@ -231,6 +394,12 @@ struct Setup {
 }
 
 fn setup(args: &ClientArgs) -> Result<Setup> {
+    let base = args
+        .config
+        .as_ref()
+        .and_then(|p| p.parent())
+        .map(FsPath::to_path_buf)
+        .unwrap_or_default();
     let file: FileConfig = match &args.config {
         Some(path) => {
             let text = std::fs::read_to_string(path)
@@ -248,7 +417,8 @@ fn setup(args: &ClientArgs) -> Result<Setup> {
     for s in &file.servers {
         let what = format!("server {}", s.ssid);
         let mut sc = ServerConfig::new(s.ssid, s.uri.clone(), lifetime.or(s.lifetime).unwrap_or(300));
-        sc.credentials = credentials(&what, &s.uri, s.psk_identity.as_deref(), s.psk_key.as_deref())?;
+        let c = file_creds!(s, &base);
+        sc.credentials = credentials(&what, &s.uri, &c)?;
         if let Some(b) = &s.binding {
             sc.server.binding = b.clone();
         }
@@ -262,19 +432,24 @@ fn setup(args: &ClientArgs) -> Result<Setup> {
     let mut bootstrap = match &file.bootstrap {
         Some(b) => Some(BootstrapConfig {
             uri: b.uri.clone(),
-            credentials: credentials(
-                "bootstrap server",
-                &b.uri,
-                b.psk_identity.as_deref(),
-                b.psk_key.as_deref(),
-            )?,
+            credentials: credentials("bootstrap server", &b.uri, &file_creds!(b, &base))?,
             hold_off_s: b.hold_off,
             account_timeout_s: None,
         }),
         None => None,
     };
     if let Some(uri) = &args.server {
-        let creds = credentials("--server", uri, args.psk_identity.as_deref(), args.psk_key.as_deref())?;
+        let c = CredArgs {
+            psk_identity: args.psk_identity.as_deref(),
+            psk_key: args.psk_key.as_deref(),
+            cert: args.cert.clone(),
+            key: args.key.clone(),
+            server_cert: args.server_cert.clone(),
+            cert_usage: args.cert_usage,
+            rpk_key: args.rpk_key.clone(),
+            server_rpk: args.server_rpk.clone(),
+        };
+        let creds = credentials("--server", uri, &c)?;
         if args.bootstrap {
             bootstrap = Some(BootstrapConfig {
                 uri: uri.clone(),
@@ -292,8 +467,8 @@ fn setup(args: &ClientArgs) -> Result<Setup> {
         }
     } else if args.bootstrap {
         bail!("--bootstrap needs --server URI (the Bootstrap-Server)");
-    } else if args.psk_identity.is_some() {
-        bail!("--psk-identity and --psk-key apply to --server URI; give --server too");
+    } else if args.psk_identity.is_some() || args.cert.is_some() || args.rpk_key.is_some() {
+        bail!("--psk-identity/--psk-key, --cert/--key/--server-cert and --rpk-key/--server-rpk apply to --server URI; give --server too");
     }
     if servers.is_empty() && bootstrap.is_none() {
         bail!("no server: give --server URI (or [[servers]] / [bootstrap] sections in --config FILE)");
@@ -771,6 +946,171 @@ initial = 18.5
         assert!(e.contains("lifetyme"), "{e}");
         let e = err(&["--config", "/nonexistent/x.toml"]);
         assert!(e.contains("cannot read the config file"), "{e}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// An EC P-256 key and a self-signed certificate for `cn`.
+    fn key_and_cert(cn: &str) -> (openssl::pkey::PKey<openssl::pkey::Private>, openssl::x509::X509) {
+        use openssl::ec::{EcGroup, EcKey};
+        use openssl::nid::Nid;
+        let group = EcGroup::from_curve_name(Nid::X9_62_PRIME256V1).unwrap();
+        let key = openssl::pkey::PKey::from_ec_key(EcKey::generate(&group).unwrap()).unwrap();
+        let mut name = openssl::x509::X509Name::builder().unwrap();
+        name.append_entry_by_nid(Nid::COMMONNAME, cn).unwrap();
+        let name = name.build();
+        let mut b = openssl::x509::X509::builder().unwrap();
+        b.set_version(2).unwrap();
+        b.set_subject_name(&name).unwrap();
+        b.set_issuer_name(&name).unwrap();
+        b.set_pubkey(&key).unwrap();
+        b.set_not_before(&openssl::asn1::Asn1Time::days_from_now(0).unwrap())
+            .unwrap();
+        b.set_not_after(&openssl::asn1::Asn1Time::days_from_now(1).unwrap())
+            .unwrap();
+        b.sign(&key, openssl::hash::MessageDigest::sha256()).unwrap();
+        (key, b.build())
+    }
+
+    #[test]
+    fn certificate_and_rpk_credentials_from_pem_and_der_files() {
+        let dir = std::env::temp_dir().join(format!("lwm2m-client-keys-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let (key, cert) = key_and_cert("d1");
+        let (skey, scert) = key_and_cert("server");
+        let w = |name: &str, data: &[u8]| {
+            let p = dir.join(name);
+            std::fs::write(&p, data).unwrap();
+            p.to_str().unwrap().to_string()
+        };
+        let cert_pem = w("d1.pem", &cert.to_pem().unwrap());
+        let key_pem = w("d1.key", &key.private_key_to_pem_pkcs8().unwrap());
+        let server_der = w("server.der", &scert.to_der().unwrap());
+        let server_pub = w("server.pub", &skey.public_key_to_pem().unwrap());
+        let x509 = |extra: &[&str]| {
+            let mut a = vec![
+                "--server",
+                "coaps://127.0.0.1:5684",
+                "--endpoint",
+                "d1",
+                "--cert",
+                &cert_pem,
+                "--key",
+                &key_pem,
+                "--server-cert",
+                &server_der,
+            ];
+            a.extend_from_slice(extra);
+            a.iter().map(|s| s.to_string()).collect::<Vec<_>>()
+        };
+        let a = x509(&[]);
+        let s = setup(&args(&a.iter().map(String::as_str).collect::<Vec<_>>())).unwrap();
+        let Credentials::Certificate {
+            certificate,
+            private_key,
+            server_certificate,
+            certificate_usage,
+        } = &s.factory.servers[0].credentials
+        else {
+            panic!("{:?}", s.factory.servers[0].credentials);
+        };
+        assert_eq!(certificate, &cert.to_der().unwrap());
+        assert!(openssl::pkey::PKey::private_key_from_der(private_key)
+            .unwrap()
+            .public_eq(&key));
+        assert_eq!(server_certificate, &scert.to_der().unwrap());
+        assert_eq!(*certificate_usage, None);
+        assert!(s.factory.build().is_ok());
+        let a = x509(&["--cert-usage", "0"]);
+        let s = setup(&args(&a.iter().map(String::as_str).collect::<Vec<_>>())).unwrap();
+        assert!(matches!(
+            s.factory.servers[0].credentials,
+            Credentials::Certificate {
+                certificate_usage: Some(0),
+                ..
+            }
+        ));
+        let a = x509(&["--cert-usage", "4"]);
+        assert!(T::try_parse_from(std::iter::once("t").chain(a.iter().map(String::as_str))).is_err());
+        let a = x509(&["--psk-identity", "x", "--psk-key", "00"]);
+        let e = err(&a.iter().map(String::as_str).collect::<Vec<_>>());
+        assert!(e.contains("one kind of credentials"), "{e}");
+        // A key file that is not a key names the file.
+        let e = err(&[
+            "--server",
+            "coaps://h",
+            "--endpoint",
+            "d",
+            "--cert",
+            &cert_pem,
+            "--key",
+            &cert_pem,
+            "--server-cert",
+            &server_der,
+        ]);
+        assert!(
+            e.contains("not a PEM or DER private key") && e.contains("d1.pem"),
+            "{e}"
+        );
+        let e = err(&[
+            "--server",
+            "coaps://h",
+            "--endpoint",
+            "d",
+            "--cert",
+            "/nonexistent/c.pem",
+            "--key",
+            &key_pem,
+            "--server-cert",
+            &server_der,
+        ]);
+        assert!(e.contains("cannot read /nonexistent/c.pem"), "{e}");
+        assert!(
+            T::try_parse_from(["t", "--cert", "c.pem", "--key", "k.pem"]).is_err(),
+            "--server-cert is required too"
+        );
+        // RPK: the public key is derived from the private key.
+        let s = setup(&args(&[
+            "--server",
+            "coaps://h",
+            "--endpoint",
+            "d",
+            "--rpk-key",
+            &key_pem,
+            "--server-rpk",
+            &server_pub,
+        ]))
+        .unwrap();
+        assert_eq!(
+            s.factory.servers[0].credentials,
+            Credentials::Rpk {
+                public_key: key.public_key_to_der().unwrap(),
+                private_key: key.private_key_to_der().unwrap(),
+                server_public_key: skey.public_key_to_der().unwrap(),
+            }
+        );
+        // The config file: paths relative to it.
+        let f = dir.join("c.toml");
+        std::fs::write(
+            &f,
+            "endpoint = \"d1\"\n[[servers]]\nuri = \"coaps://127.0.0.1:5684\"\nssid = 1\ncert = \"d1.pem\"\n\
+             key = \"d1.key\"\nserver_cert = \"server.der\"\ncert_usage = 3\n[bootstrap]\n\
+             uri = \"coaps://127.0.0.1:5784\"\nrpk_key = \"d1.key\"\nserver_rpk = \"server.pub\"\n",
+        )
+        .unwrap();
+        let s = setup(&args(&["--config", f.to_str().unwrap()])).unwrap();
+        assert!(matches!(
+            &s.factory.servers[0].credentials,
+            Credentials::Certificate { certificate, certificate_usage: Some(3), .. } if *certificate == cert.to_der().unwrap()
+        ));
+        assert!(matches!(
+            s.factory.bootstrap.as_ref().unwrap().credentials,
+            Credentials::Rpk { .. }
+        ));
+        let dm = s.factory.build().unwrap();
+        assert_eq!(
+            dm.server_accounts()[0].security.as_ref().unwrap().certificate_usage,
+            Some(3)
+        );
         let _ = std::fs::remove_dir_all(&dir);
     }
 

@@ -46,11 +46,20 @@ pub enum Credentials {
         private_key: Vec<u8>,
         /// `/0/x/4`
         server_certificate: Vec<u8>,
+        /// `/0/x/15` Certificate Usage 0..=3 (`None`: absent, which means 3, domain-issued certificate).
+        certificate_usage: Option<u8>,
     },
 }
 
 impl Credentials {
     fn apply(&self, s: &mut SecurityInstance) {
+        if let Credentials::Certificate {
+            certificate_usage: Some(u),
+            ..
+        } = self
+        {
+            s.certificate_usage = Some(u64::from(*u));
+        }
         let (mode, a, b, c): (SecurityMode, &[u8], &[u8], &[u8]) = match self {
             Credentials::NoSec => (SecurityMode::NoSec, &[], &[], &[]),
             Credentials::Psk { identity, key } => (SecurityMode::Psk, identity, key, &[]),
@@ -63,6 +72,7 @@ impl Credentials {
                 certificate,
                 private_key,
                 server_certificate,
+                ..
             } => (SecurityMode::Certificate, certificate, private_key, server_certificate),
         };
         s.mode = mode;

@@ -1602,12 +1602,7 @@ async fn download(uri: &str, coap: lwm2m_coap::EndpointConfig) -> Result<Vec<u8>
         return Err(UpdateResult::UnsupportedProtocol);
     }
     let peer = parsed.resolve().await.map_err(|_| UpdateResult::InvalidUri)?;
-    let account = AccountSecurity {
-        uri: uri.to_owned(),
-        mode: crate::objects::security::SecurityMode::NoSec,
-        identity: Vec::new(),
-        secret: Vec::new(),
-    };
+    let account = AccountSecurity::nosec(uri);
     let opened = transport::open(&account, &coap)
         .await
         .map_err(|_| UpdateResult::ConnectionLost)?;

@@ -76,9 +76,10 @@
 //! Update (the lifetime's, a trigger, [`ClientHandle::update`]), a Send or a request from the server; stored
 //! notifications are then delivered as timestamped SenML where the observation's format allows.
 //!
-//! **Security.** `coap://` accounts use plain CoAP; `coaps://` accounts with PSK credentials run through
-//! `lwm2m-dtls`'s client layer (feature `dtls`, on by default). RPK and X.509 accounts are refused with an error
-//! naming the mode.
+//! **Security.** `coap://` accounts use plain CoAP; `coaps://` accounts run through `lwm2m-dtls`'s client layer
+//! (feature `dtls`, on by default) with PSK or X.509 credentials (Certificate Usage `/0/x/15`, default 3; server
+//! name from `/0/x/14` or the URI host), or raw public keys when `lwm2m-dtls` is built with its `vendored`
+//! feature (otherwise the attempt fails with an error naming that feature).
 
 mod driver;
 pub mod requests;

@@ -1,5 +1,6 @@
 //! Server URIs and the CoAP endpoints the runtime opens for them: one UDP socket (an ephemeral local port) per
-//! server account, plain CoAP for `coap://`, CoAP over DTLS (PSK) for `coaps://` through `lwm2m-dtls`.
+//! server account, plain CoAP for `coap://`, CoAP over DTLS for `coaps://` through `lwm2m-dtls` (PSK, X.509, and
+//! raw public keys when `lwm2m-dtls` is built with its `vendored` feature).
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
@@ -148,18 +149,24 @@ pub enum ConnectError {
     Security(String),
 }
 
-/// What a secure endpoint needs from the account (`/0/x/2`, `/0/x/3`, `/0/x/5`), comparable so that a changed
-/// account gets a new endpoint (digest §3.3: close the session when security data changes).
+/// What a secure endpoint needs from the account (`/0/x/2`..`/0/x/5`, `/0/x/14`, `/0/x/15`), comparable so that a
+/// changed account gets a new endpoint (digest §3.3: close the session when security data changes).
 #[derive(Clone, PartialEq, Eq)]
 pub struct AccountSecurity {
     /// The server URI (`/0/x/0`).
     pub uri: String,
     /// Security mode.
     pub mode: SecurityMode,
-    /// `/0/x/3`.
+    /// `/0/x/3`: PSK identity, own certificate (DER) or own public key (SubjectPublicKeyInfo, DER).
     pub identity: Vec<u8>,
-    /// `/0/x/5`.
+    /// `/0/x/5`: PSK key or private key (DER).
     pub secret: Vec<u8>,
+    /// `/0/x/4`: the server's certificate or CA (X.509) or public key (RPK), DER.
+    pub server_key: Vec<u8>,
+    /// `/0/x/15` Certificate Usage (absent: 3, domain-issued certificate).
+    pub certificate_usage: Option<u64>,
+    /// `/0/x/14` SNI (absent: the URI host).
+    pub sni: Option<String>,
 }
 
 impl std::fmt::Debug for AccountSecurity {
@@ -168,6 +175,8 @@ impl std::fmt::Debug for AccountSecurity {
             .field("uri", &self.uri)
             .field("mode", &self.mode)
             .field("identity", &String::from_utf8_lossy(&self.identity))
+            .field("certificate_usage", &self.certificate_usage)
+            .field("sni", &self.sni)
             .finish_non_exhaustive()
     }
 }
@@ -180,6 +189,22 @@ impl AccountSecurity {
             mode: s.mode,
             identity: s.public_key_or_identity.clone(),
             secret: s.secret_key.clone(),
+            server_key: s.server_public_key.clone(),
+            certificate_usage: s.certificate_usage,
+            sni: s.sni.clone(),
+        }
+    }
+
+    /// A plain account (mode NoSec, no keys) for `uri`.
+    pub fn nosec(uri: impl Into<String>) -> AccountSecurity {
+        AccountSecurity {
+            uri: uri.into(),
+            mode: SecurityMode::NoSec,
+            identity: Vec::new(),
+            secret: Vec::new(),
+            server_key: Vec::new(),
+            certificate_usage: None,
+            sni: None,
         }
     }
 }
@@ -203,13 +228,13 @@ fn local_for(peer: SocketAddr) -> SocketAddr {
 }
 
 /// Opens an endpoint for `account` on an ephemeral local port: plain CoAP for `coap://` (any credentials are
-/// ignored), DTLS with the account's PSK for `coaps://`.
+/// ignored), DTLS with the account's PSK, certificate or raw public key for `coaps://`.
 pub async fn open(account: &AccountSecurity, coap: &EndpointConfig) -> Result<Opened, ConnectError> {
     let uri = CoapUri::parse(&account.uri)?;
     let peer = uri.resolve().await?;
     let local = local_for(peer);
     let (handle, incoming) = if uri.secure {
-        open_secure(account, local, coap).await?
+        open_secure(account, &uri.host, local, coap).await?
     } else {
         if account.mode != SecurityMode::NoSec {
             tracing::warn!(uri = %account.uri, mode = ?account.mode, "coap:// URI: security mode ignored, using plain CoAP");
@@ -221,42 +246,116 @@ pub async fn open(account: &AccountSecurity, coap: &EndpointConfig) -> Result<Op
     Ok(Opened { handle, incoming, peer })
 }
 
+/// The DTLS client configuration of a `coaps://` account (`host`: the URI host, the default server name).
+#[cfg(feature = "dtls")]
+pub fn dtls_config(account: &AccountSecurity, host: &str) -> Result<lwm2m_dtls::ClientConfig, ConnectError> {
+    use lwm2m_dtls::{CertificateUsage, CertifiedKey, ClientConfig, ClientSecurity, RawPublicKey, ServerTrust};
+    let uri = &account.uri;
+    let refuse = |why: String| ConnectError::Security(format!("{uri}: {why}"));
+    let security = match account.mode {
+        SecurityMode::Psk => {
+            if account.identity.is_empty() || account.secret.is_empty() {
+                return Err(refuse("PSK mode needs an identity (/0/x/3) and a key (/0/x/5)".into()));
+            }
+            return Ok(ClientConfig::psk(account.identity.clone(), account.secret.clone()));
+        }
+        SecurityMode::Certificate => {
+            if account.identity.is_empty() || account.secret.is_empty() || account.server_key.is_empty() {
+                return Err(refuse(
+                    "certificate mode needs the client certificate (/0/x/3), its private key (/0/x/5) and the \
+                     server certificate or CA (/0/x/4)"
+                        .into(),
+                ));
+            }
+            let usage = match account.certificate_usage {
+                None => CertificateUsage::DomainIssuedCertificate,
+                Some(u) => u8::try_from(u)
+                    .ok()
+                    .and_then(CertificateUsage::from_u8)
+                    .ok_or_else(|| refuse(format!("Certificate Usage (/0/x/15) {u} is outside 0..3")))?,
+            };
+            let server_name = account
+                .sni
+                .clone()
+                .filter(|s| !s.is_empty())
+                .unwrap_or_else(|| host.to_owned());
+            ClientSecurity::X509 {
+                own: CertifiedKey {
+                    chain_der: vec![account.identity.clone()],
+                    private_key_der: account.secret.clone(),
+                },
+                trust: ServerTrust {
+                    usage,
+                    certificate_der: account.server_key.clone(),
+                    server_name: Some(server_name),
+                    extra_trust_anchors: Vec::new(),
+                },
+            }
+        }
+        SecurityMode::Rpk => {
+            if account.secret.is_empty() || account.server_key.is_empty() {
+                return Err(refuse(
+                    "raw public key mode needs the private key (/0/x/5) and the server's public key (/0/x/4)".into(),
+                ));
+            }
+            let rpk = RawPublicKey::new(account.secret.clone(), Some(account.server_key.clone()));
+            if !account.identity.is_empty() && rpk.public_key_der().ok().as_ref() != Some(&account.identity) {
+                tracing::warn!(%uri, "/0/x/3 is not the public key of /0/x/5; the server sees the key of /0/x/5");
+            }
+            ClientSecurity::Rpk(rpk)
+        }
+        SecurityMode::NoSec => {
+            return Err(refuse(
+                "a coaps:// server needs credentials (security mode is NoSec); use coap:// or configure a PSK, a \
+                 certificate or a raw public key"
+                    .into(),
+            ))
+        }
+        other => {
+            return Err(refuse(format!(
+                "security mode {other:?} is not supported by the client runtime (PSK, RPK and X.509 are)"
+            )))
+        }
+    };
+    Ok(ClientConfig {
+        security,
+        timing: lwm2m_dtls::Timing::default(),
+        ciphers: lwm2m_dtls::CipherOptions::CCM8_ONLY,
+        resumption: true,
+        suites: None,
+    })
+}
+
 #[cfg(feature = "dtls")]
 async fn open_secure(
     account: &AccountSecurity,
+    host: &str,
     local: SocketAddr,
     coap: &EndpointConfig,
 ) -> Result<(UdpHandle, mpsc::Receiver<Incoming>), ConnectError> {
     use lwm2m_dtls::coap_layer::DtlsClientLayer;
-    match account.mode {
-        SecurityMode::Psk => {
-            if account.identity.is_empty() || account.secret.is_empty() {
-                return Err(ConnectError::Security(format!(
-                    "{}: PSK mode needs an identity (/0/x/3) and a key (/0/x/5)",
-                    account.uri
-                )));
+    let cfg = dtls_config(account, host)?;
+    let layer = DtlsClientLayer::with_default(cfg).map_err(|e| {
+        let hint = match (&e, account.mode) {
+            (lwm2m_dtls::DtlsError::Unsupported(_), SecurityMode::Rpk) => {
+                " (raw public keys need lwm2m-dtls built with its `vendored` feature)"
             }
-            let cfg = lwm2m_dtls::ClientConfig::psk(account.identity.clone(), account.secret.clone());
-            let layer = DtlsClientLayer::with_default(cfg)
-                .map_err(|e| ConnectError::Security(format!("{}: DTLS client setup failed: {e}", account.uri)))?;
-            UdpEndpoint::bind_secure(local, coap.clone(), layer)
-                .await
-                .map_err(|e| ConnectError::Bind(e.to_string()))
-        }
-        SecurityMode::NoSec => Err(ConnectError::Security(format!(
-            "{}: a coaps:// server needs credentials (security mode is NoSec); use coap:// or configure a PSK",
-            account.uri
-        ))),
-        other => Err(ConnectError::Security(format!(
-            "{}: security mode {other:?} is not supported by the client runtime yet (only PSK)",
-            account.uri
-        ))),
-    }
+            _ => "",
+        };
+        ConnectError::Security(format!(
+            "{}: DTLS client setup ({:?} mode) failed: {e}{hint}",
+            account.uri, account.mode
+        ))
+    })?;
+    UdpEndpoint::bind_secure(local, coap.clone(), layer)
+        .await
+        .map_err(|e| ConnectError::Bind(e.to_string()))
 }
 
 #[cfg(not(feature = "dtls"))]
 async fn open_secure(
     account: &AccountSecurity,
+    _host: &str,
     _local: SocketAddr,
     _coap: &EndpointConfig,
 ) -> Result<(UdpHandle, mpsc::Receiver<Incoming>), ConnectError> {
@@ -318,14 +417,79 @@ mod tests {
         assert!(u.resolve().await.unwrap().ip().is_loopback());
     }
 
+    #[cfg(feature = "dtls")]
+    #[test]
+    fn dtls_config_maps_the_security_modes() {
+        use lwm2m_dtls::{CertificateUsage, ClientSecurity};
+        let x509 = AccountSecurity {
+            mode: SecurityMode::Certificate,
+            identity: vec![1],
+            secret: vec![2],
+            server_key: vec![3],
+            ..AccountSecurity::nosec("coaps://dm.example.com")
+        };
+        let c = dtls_config(&x509, "dm.example.com").unwrap();
+        let ClientSecurity::X509 { own, trust } = &c.security else {
+            panic!("{c:?}")
+        };
+        assert_eq!(
+            (own.chain_der.as_slice(), own.private_key_der.as_slice()),
+            (&[vec![1]][..], &[2][..])
+        );
+        assert_eq!(
+            trust.usage,
+            CertificateUsage::DomainIssuedCertificate,
+            "absent /0/x/15 means 3"
+        );
+        assert_eq!(
+            (trust.certificate_der.as_slice(), trust.server_name.as_deref()),
+            (&[3][..], Some("dm.example.com"))
+        );
+        let sni = AccountSecurity {
+            certificate_usage: Some(0),
+            sni: Some("other.example".into()),
+            ..x509.clone()
+        };
+        let c = dtls_config(&sni, "dm.example.com").unwrap();
+        let ClientSecurity::X509 { trust, .. } = &c.security else {
+            panic!("{c:?}")
+        };
+        assert_eq!(
+            (trust.usage, trust.server_name.as_deref()),
+            (CertificateUsage::CaConstraint, Some("other.example"))
+        );
+        let bad = AccountSecurity {
+            certificate_usage: Some(4),
+            ..x509.clone()
+        };
+        let e = dtls_config(&bad, "h").unwrap_err();
+        assert!(e.to_string().contains("/0/x/15) 4 is outside 0..3"), "{e}");
+        let missing = AccountSecurity {
+            server_key: Vec::new(),
+            ..x509.clone()
+        };
+        assert!(dtls_config(&missing, "h").unwrap_err().to_string().contains("(/0/x/4)"));
+        let rpk = AccountSecurity {
+            mode: SecurityMode::Rpk,
+            ..x509.clone()
+        };
+        let c = dtls_config(&rpk, "h").unwrap();
+        assert!(
+            matches!(&c.security, ClientSecurity::Rpk(k) if k.private_key_der == [2] && k.peer_spki_der == Some(vec![3]))
+        );
+        let est = AccountSecurity {
+            mode: SecurityMode::CertificateEst,
+            ..x509
+        };
+        assert!(dtls_config(&est, "h")
+            .unwrap_err()
+            .to_string()
+            .contains("CertificateEst"));
+    }
+
     #[tokio::test]
     async fn coaps_without_credentials_is_refused() {
-        let acc = AccountSecurity {
-            uri: "coaps://127.0.0.1:5684".into(),
-            mode: SecurityMode::NoSec,
-            identity: Vec::new(),
-            secret: Vec::new(),
-        };
+        let acc = AccountSecurity::nosec("coaps://127.0.0.1:5684");
         let e = open(&acc, &EndpointConfig::default()).await.err().unwrap();
         assert!(matches!(e, ConnectError::Security(_)), "{e}");
     }
