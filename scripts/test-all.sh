@@ -49,5 +49,7 @@ cargo test --workspace --doc 2>&1 | tee -a "$log"
 step "cargo test -p lwm2m-dtls --features vendored (RPK)"
 cargo clippy -p lwm2m-dtls --features vendored --all-targets --quiet -- -D warnings
 cargo test -p lwm2m-dtls --features vendored 2>&1 | tee -a "$log"
+# ... and the client runtime registering with a raw public key over that build.
+cargo test -p lwm2m-client --features lwm2m-dtls/vendored --test runtime_x509 2>&1 | tee -a "$log"
 # One closing line over every test binary and the doc tests.
 awk '/^test result:/ { p += $4; f += $6; i += $8 } END { printf "\nall tests: %d passed, %d failed, %d skipped\n", p, f, i }' "$log"
