@@ -51,6 +51,19 @@ impl DataModel {
         }
     }
 
+    /// A Partial Update of a multi-instance resource adds or replaces the given instances and keeps the others;
+    /// every other write takes `value` as it is.
+    fn merge_partial(&self, mode: WriteMode, oid: u16, iid: u16, rid: u16, value: ResourceValue) -> ResourceValue {
+        match (mode, value) {
+            (WriteMode::PartialUpdate, ResourceValue::Multiple(new)) => {
+                let mut cur = self.current_instances(oid, iid, rid);
+                cur.extend(new);
+                ResourceValue::Multiple(cur)
+            }
+            (_, v) => v,
+        }
+    }
+
     /// Calls `check_write` for every planned write, then applies them all and the removals, recording the
     /// changes. Nothing is applied unless every check passed.
     pub(super) fn apply_writes(
@@ -144,14 +157,7 @@ impl DataModel {
                         return Err(DmError::method_not_allowed(format!("{rp} is not writable")));
                     }
                     let value = typed_resource(&rp, m, r.value)?;
-                    let value = match (mode, value) {
-                        (WriteMode::PartialUpdate, ResourceValue::Multiple(new)) => {
-                            let mut cur = self.current_instances(oid, iid, r.id);
-                            cur.extend(new);
-                            ResourceValue::Multiple(cur)
-                        }
-                        (_, v) => v,
-                    };
+                    let value = self.merge_partial(mode, oid, iid, r.id, value);
                     plan.push(PlannedWrite {
                         oid,
                         iid,
@@ -181,14 +187,7 @@ impl DataModel {
             Node::Resource(r) => {
                 let m = Self::resource_model(h, oid, iid, r.id)?;
                 let value = typed_resource(path, m, r.value)?;
-                let value = match (mode, value) {
-                    (WriteMode::PartialUpdate, ResourceValue::Multiple(new)) => {
-                        let mut cur = self.current_instances(oid, iid, r.id);
-                        cur.extend(new);
-                        ResourceValue::Multiple(cur)
-                    }
-                    (_, v) => v,
-                };
+                let value = self.merge_partial(mode, oid, iid, r.id, value);
                 plan.push(PlannedWrite {
                     oid,
                     iid,
