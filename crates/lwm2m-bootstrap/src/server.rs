@@ -14,7 +14,8 @@
 //!    same endpoint replaces a running session.
 //!
 //! Every operation and its result goes to the endpoint's bounded session log
-//! ([`BootstrapServerHandle::session_log`]) and to the [`Event`] channel.
+//! ([`BootstrapServerHandle::session_log`]) and to the [`Event`] channel; any number of further listeners
+//! get the same events from [`BootstrapServerHandle::subscribe`].
 //!
 //! BsR-2 (the Bootstrap-Server triggers a Client Initiated Bootstrap): LwM2M defines no Bootstrap-Server →
 //! client request for it; a LwM2M Server executes `/1/x/9` (Bootstrap-Request Trigger) over its registration.
@@ -37,7 +38,7 @@ use lwm2m_dtls::coap_layer::DtlsServerLayer;
 use lwm2m_dtls::DtlsServer;
 use lwm2m_server::security::{authorize, MemorySecurityStore, SecurityInfo, SecurityStore, StoreCredentials};
 use thiserror::Error;
-use tokio::sync::mpsc;
+use tokio::sync::{broadcast, mpsc};
 use tokio::task::{AbortHandle, JoinHandle};
 use tracing::{debug, info, warn};
 
@@ -167,6 +168,20 @@ impl From<SessionEvent> for EventKind {
     }
 }
 
+/// How an endpoint's last bootstrap session ended ([`BootstrapServerHandle::last_outcome`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionOutcome {
+    /// The session.
+    pub session: u64,
+    /// Wall-clock time of the end, Unix seconds.
+    pub at_unix_s: i64,
+    /// `Ok` after Bootstrap-Finish was answered 2.04, else why it failed.
+    pub result: Result<(), String>,
+}
+
+/// Events kept for slow [`BootstrapServerHandle::subscribe`] receivers before they lag.
+const BROADCAST_CAPACITY: usize = 1024;
+
 /// Why the service did not start.
 #[derive(Debug, Error)]
 pub enum StartError {
@@ -282,6 +297,8 @@ struct Inner {
     log_capacity: usize,
     clock: WallClock,
     events: mpsc::UnboundedSender<Event>,
+    broadcast: broadcast::Sender<Event>,
+    outcomes: Mutex<HashMap<String, SessionOutcome>>,
     logs: Mutex<HashMap<String, VecDeque<LogEntry>>>,
     accounts: Mutex<HashMap<String, Vec<AccountRecord>>>,
     acl_states: Mutex<HashMap<String, Vec<AclEntry>>>,
@@ -298,11 +315,30 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 impl Inner {
     fn emit(&self, endpoint: &str, session: u64, kind: EventKind) {
-        let _ = self.events.send(Event {
+        let result = match &kind {
+            EventKind::Session(SessionEvent::Finished { .. }) => Some(Ok(())),
+            EventKind::Session(SessionEvent::Failed { reason }) => Some(Err(reason.clone())),
+            _ => None,
+        };
+        if let Some(result) = result.filter(|_| session != 0) {
+            lock(&self.outcomes).insert(
+                endpoint.to_string(),
+                SessionOutcome {
+                    session,
+                    at_unix_s: (self.clock)(),
+                    result,
+                },
+            );
+        }
+        let ev = Event {
             endpoint: endpoint.to_string(),
             session,
             kind,
-        });
+        };
+        if self.broadcast.receiver_count() > 0 {
+            let _ = self.broadcast.send(ev.clone());
+        }
+        let _ = self.events.send(ev);
     }
 
     fn log(
@@ -337,6 +373,17 @@ impl Inner {
         }
         if let SessionEvent::AclState { supported: true, acls } = &ev {
             lock(&self.acl_states).insert(endpoint.to_string(), acls.clone());
+        }
+        if let SessionEvent::Finished { accounts } = &ev {
+            // Before the event goes out, so that a listener reacting to it reads the new accounts.
+            lock(&self.accounts).insert(endpoint.to_string(), accounts.clone());
+        }
+        if matches!(ev, SessionEvent::Finished { .. } | SessionEvent::Failed { .. }) {
+            // The session is over once its end is reported (the task only cleans up after this).
+            let mut sessions = lock(&self.sessions);
+            if sessions.get(endpoint).is_some_and(|r| r.id == session) {
+                sessions.remove(endpoint);
+            }
         }
         match &ev {
             SessionEvent::Finished { .. } => info!(endpoint, session, "bootstrap finished"),
@@ -389,6 +436,8 @@ impl BootstrapServer {
             log_capacity: config.log_capacity,
             clock: config.clock,
             events: tx,
+            broadcast: broadcast::channel(BROADCAST_CAPACITY).0,
+            outcomes: Mutex::new(HashMap::new()),
             logs: Mutex::new(HashMap::new()),
             accounts: Mutex::new(HashMap::new()),
             acl_states: Mutex::new(HashMap::new()),
@@ -648,6 +697,30 @@ impl BootstrapServerHandle {
     /// (`None` before any, or when the device has no Object 2).
     pub fn acl_state(&self, endpoint: &str) -> Option<Vec<AclEntry>> {
         lock(&self.inner.acl_states).get(endpoint).cloned()
+    }
+
+    /// How the endpoint's last bootstrap session ended (`None` before any ended).
+    pub fn last_outcome(&self, endpoint: &str) -> Option<SessionOutcome> {
+        lock(&self.inner.outcomes).get(endpoint).cloned()
+    }
+
+    /// Every endpoint with a session log, sorted.
+    pub fn logged_endpoints(&self) -> Vec<String> {
+        let mut v: Vec<String> = lock(&self.inner.logs).keys().cloned().collect();
+        v.sort();
+        v
+    }
+
+    /// A new receiver of every [`Event`] from now on (the same events as the channel
+    /// [`BootstrapServer::start`] returns, for any number of listeners; a receiver more than 1024 events
+    /// behind gets [`broadcast::error::RecvError::Lagged`]).
+    pub fn subscribe(&self) -> broadcast::Receiver<Event> {
+        self.inner.broadcast.subscribe()
+    }
+
+    /// The service's wall clock (Unix seconds), as used for the session log.
+    pub fn now_unix_s(&self) -> i64 {
+        (self.inner.clock)()
     }
 
     /// Endpoints with a session in progress.

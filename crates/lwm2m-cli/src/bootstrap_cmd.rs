@@ -3,12 +3,15 @@
 //! CoAP on 0.0.0.0:5783 and CoAPS (DTLS, credentials from the configurations file) on 0.0.0.0:5784, so that
 //! it can run next to `lwm2m server` (5683/5684) on one machine. The endpoint configurations live in one
 //! TOML (or JSON) file, ./lwm2m-bootstrap.toml by default, created empty when missing; its format is
-//! described in docs/bootstrap.md. Every option has a flag and an environment variable (the flag wins).
+//! described in docs/bootstrap.md. The REST API and the Bootstrap UI (`lwm2m_web::bootstrap::BootstrapApi`)
+//! listen on HTTP 0.0.0.0:8081 (`/ui/`, `/api/...`). Every option has a flag and an environment variable (the
+//! flag wins).
 
 use std::io;
 use std::net::SocketAddr;
 use std::path::{Path as FsPath, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context, Result};
 use clap::Args;
@@ -18,11 +21,13 @@ use lwm2m_bootstrap::{
     Socket, StartError,
 };
 use lwm2m_coap::{DriverConfig, Endpoint, EndpointConfig, UdpEndpoint};
+use lwm2m_web::bootstrap::BootstrapApi;
 use tracing::info;
 
 const DEFAULT_CONFIG: &str = "./lwm2m-bootstrap.toml";
 const DEFAULT_COAP: &str = "0.0.0.0:5783";
 const DEFAULT_COAPS: &str = "0.0.0.0:5784";
+const DEFAULT_HTTP: &str = "0.0.0.0:8081";
 /// The library logs session start and end itself; this command logs every event, so its own lines win.
 const DEFAULT_LOG: &str = "info,lwm2m_bootstrap=warn";
 
@@ -43,10 +48,17 @@ rewritten atomically on every change. Format: docs/bootstrap.md. A minimal file:
 Devices without credentials in the file may bootstrap over plain CoAP; devices with credentials must use
 CoAPS (DTLS with the PSK, RPK or certificate of their entry).
 
+The Bootstrap UI is at http://127.0.0.1:8081/ui/ and the REST API under http://127.0.0.1:8081/api/
+(configurations, session logs, events as SSE; docs/bootstrap.md \"REST API\", GET /api/openapi.yaml). Changes
+made there are written to the --config file at once. The HTTP API has no authentication and can read and
+change every device's keys: bind it to 127.0.0.1 (--http-addr 127.0.0.1:8081) or firewall it, or turn it off.
+
 EXAMPLES:
   lwm2m bootstrap
   lwm2m bootstrap --config /etc/lwm2m/bootstrap.toml --coaps-addr off
   LWM2M_BS_COAP_ADDR=127.0.0.1:5783 lwm2m bootstrap
+  lwm2m bootstrap --http-addr 127.0.0.1:8081      # UI and REST API on this machine only
+  curl http://127.0.0.1:8081/api/configs
   lwm2m client --bootstrap --server coap://127.0.0.1:5783 --endpoint dev1")]
 pub struct BootstrapArgs {
     /// The endpoint configurations file (TOML, or JSON when it ends in .json), created empty if missing
@@ -59,6 +71,9 @@ pub struct BootstrapArgs {
     /// CoAPS (DTLS) address, or `off` [default: 0.0.0.0:5784].
     #[arg(long, env = "LWM2M_BS_COAPS_ADDR", value_name = "ADDR")]
     coaps_addr: Option<String>,
+    /// HTTP address of the REST API and the Bootstrap UI (/ui/), or `off` [default: 0.0.0.0:8081].
+    #[arg(long, env = "LWM2M_BS_HTTP_ADDR", value_name = "ADDR")]
+    http_addr: Option<String>,
     /// Log filter for stderr: error, warn, info, debug, trace, or e.g. lwm2m_bootstrap=debug
     /// [default: info,lwm2m_bootstrap=warn].
     #[arg(long, env = "LWM2M_BS_LOG", value_name = "FILTER")]
@@ -71,6 +86,7 @@ struct Settings {
     config: PathBuf,
     coap: Option<SocketAddr>,
     coaps: Option<SocketAddr>,
+    http: Option<SocketAddr>,
     log: String,
 }
 
@@ -90,10 +106,12 @@ fn settings(args: &BootstrapArgs) -> Result<Settings> {
     if coap.is_none() && coaps.is_none() {
         bail!("both --coap-addr and --coaps-addr are off: the Bootstrap-Server needs at least one socket");
     }
+    let http = parse_addr("--http-addr", args.http_addr.as_deref().unwrap_or(DEFAULT_HTTP))?;
     Ok(Settings {
         config: args.config.clone().unwrap_or_else(|| PathBuf::from(DEFAULT_CONFIG)),
         coap,
         coaps,
+        http,
         log: args.log.clone().unwrap_or_else(|| DEFAULT_LOG.to_string()),
     })
 }
@@ -173,6 +191,20 @@ fn bind_socket(config: &BootstrapServerConfig, addr: SocketAddr, secure: bool) -
         UdpEndpoint::spawn(socket, endpoint, DriverConfig::default())
     }
     .map_err(|e| bind_error(option, proto, addr, &e))
+}
+
+/// The URL a browser on this machine opens for a listener on `local` (the loopback address for a wildcard
+/// bind).
+fn browser_url(local: SocketAddr) -> String {
+    let mut a = local;
+    if a.ip().is_unspecified() {
+        a.set_ip(if a.is_ipv4() {
+            std::net::Ipv4Addr::LOCALHOST.into()
+        } else {
+            std::net::Ipv6Addr::LOCALHOST.into()
+        });
+    }
+    format!("http://{a}")
 }
 
 fn say(line: impl AsRef<str>) {
@@ -315,6 +347,14 @@ async fn serve(settings: Settings, store: FileConfigStore, created: bool) -> Res
             None => format!("{name}  off"),
         });
     }
+    let http = match settings.http {
+        Some(addr) => Some(
+            tokio::net::TcpListener::bind(addr)
+                .await
+                .map_err(|e| bind_error("--http-addr", "HTTP", addr, &e))?,
+        ),
+        None => None,
+    };
     let (handle, mut events) = BootstrapServer::start(config, coap, coaps).map_err(|e| match e {
         StartError::Credentials { .. } => anyhow!(
             "{}: {e}; give every endpoint its own credentials (PSK identity, key) in the file",
@@ -329,6 +369,33 @@ async fn serve(settings: Settings, store: FileConfigStore, created: bool) -> Res
         if has_default { ", plus a default" } else { "" },
         if created { "; created empty" } else { "" },
     ));
+    let api = BootstrapApi::new(handle.clone());
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let web = match http {
+        Some(listener) => {
+            let local = listener.local_addr().context("reading the HTTP address")?;
+            let url = browser_url(local);
+            let bound = if url == format!("http://{local}") {
+                String::new()
+            } else {
+                format!("; listening on {local}")
+            };
+            lines.push(format!(
+                "HTTP   {url}/ui/  (Bootstrap UI; REST API under /api/, /api/events SSE{bound})"
+            ));
+            let api = api.clone();
+            Some(tokio::spawn(async move {
+                api.serve(listener, async {
+                    let _ = stop_rx.await;
+                })
+                .await
+            }))
+        }
+        None => {
+            lines.push("HTTP   off".into());
+            None
+        }
+    };
     say(format!("lwm2m bootstrap {}", env!("CARGO_PKG_VERSION")));
     for l in &lines {
         say(format!("  {l}"));
@@ -340,8 +407,35 @@ async fn serve(settings: Settings, store: FileConfigStore, created: bool) -> Res
             log_event(&ev);
         }
     });
-    shutdown_signal().await;
+    let mut web = web;
+    let failure = tokio::select! {
+        () = shutdown_signal() => None,
+        r = async {
+            match web.as_mut() {
+                Some(h) => h.await,
+                None => std::future::pending().await,
+            }
+        } => Some(r),
+    };
+    if let Some(r) = failure {
+        handle.shutdown().await;
+        logger.abort();
+        return match r {
+            Ok(Ok(())) => Err(anyhow!("the HTTP server stopped unexpectedly")),
+            Ok(Err(e)) => Err(anyhow!("the HTTP server failed: {e}")),
+            Err(e) => Err(anyhow!("the HTTP server task failed: {e}")),
+        };
+    }
     say("stopping");
+    let _ = stop_tx.send(());
+    api.close_streams();
+    if let Some(h) = web {
+        match tokio::time::timeout(Duration::from_secs(5), h).await {
+            Ok(Ok(Err(e))) => tracing::warn!(error = %e, "HTTP server error while stopping"),
+            Err(_) => tracing::warn!("HTTP requests still running after 5 s; stopping anyway"),
+            _ => {}
+        }
+    }
     handle.shutdown().await;
     logger.abort();
     say("stopped");
@@ -361,6 +455,7 @@ mod tests {
                 config: PathBuf::from("./lwm2m-bootstrap.toml"),
                 coap: Some("0.0.0.0:5783".parse().unwrap()),
                 coaps: Some("0.0.0.0:5784".parse().unwrap()),
+                http: Some("0.0.0.0:8081".parse().unwrap()),
                 log: DEFAULT_LOG.into(),
             }
         );
@@ -372,11 +467,54 @@ mod tests {
             coap_addr: Some("127.0.0.1:0".into()),
             coaps_addr: Some("OFF".into()),
             config: Some("x.json".into()),
+            http_addr: Some("127.0.0.1:9".into()),
             log: Some("debug".into()),
         })
         .unwrap();
         assert_eq!(s.coap, Some("127.0.0.1:0".parse().unwrap()));
         assert_eq!((s.coaps, s.log.as_str()), (None, "debug"));
+        assert_eq!(s.http, Some("127.0.0.1:9".parse().unwrap()));
+    }
+
+    #[test]
+    fn http_addr_off_and_errors() {
+        let s = settings(&BootstrapArgs {
+            http_addr: Some(" off ".into()),
+            ..BootstrapArgs::default()
+        })
+        .unwrap();
+        assert_eq!((s.http, s.coap.is_some()), (None, true));
+        let e = settings(&BootstrapArgs {
+            http_addr: Some("8081".into()),
+            ..BootstrapArgs::default()
+        })
+        .unwrap_err();
+        assert!(format!("{e:#}").contains("--http-addr \"8081\""), "{e:#}");
+        assert_eq!(browser_url("0.0.0.0:8081".parse().unwrap()), "http://127.0.0.1:8081");
+        assert_eq!(browser_url("[::]:8081".parse().unwrap()), "http://[::1]:8081");
+        assert_eq!(browser_url("192.0.2.1:80".parse().unwrap()), "http://192.0.2.1:80");
+    }
+
+    /// `--http-addr` reads LWM2M_BS_HTTP_ADDR (clap), takes `off`, and the help names the UI.
+    #[test]
+    fn http_addr_has_an_environment_variable_and_help() {
+        use clap::{FromArgMatches, Parser};
+        #[derive(Parser, Debug)]
+        struct Cli {
+            #[command(flatten)]
+            args: BootstrapArgs,
+        }
+        let cmd = <Cli as clap::CommandFactory>::command();
+        let arg = cmd
+            .get_arguments()
+            .find(|a| a.get_id() == "http_addr")
+            .expect("--http-addr exists");
+        assert_eq!(arg.get_env().and_then(|e| e.to_str()), Some("LWM2M_BS_HTTP_ADDR"));
+        let m = cmd.try_get_matches_from(["x", "--http-addr", "off"]).unwrap();
+        let cli = Cli::from_arg_matches(&m).unwrap();
+        assert_eq!(settings(&cli.args).unwrap().http, None);
+        let help = <Cli as clap::CommandFactory>::command().render_long_help().to_string();
+        assert!(help.contains("LWM2M_BS_HTTP_ADDR") && help.contains("/ui/"), "{help}");
     }
 
     #[test]

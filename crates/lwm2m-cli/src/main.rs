@@ -26,11 +26,11 @@ struct Cli {
 enum Command {
     /// Encode and decode LwM2M payloads in every 1.1 content format.
     Codec(codec::CodecArgs),
-    /// Run the LwM2M 1.1 server with its REST API (CoAP 5683, CoAPS 5684, HTTP 8080).
+    /// Run the LwM2M 1.1 server with its REST API and web UI (CoAP 5683, CoAPS 5684, HTTP 8080).
     Server(server_cmd::ServerArgs),
     /// Run a demo LwM2M 1.1 device (objects 0-7 and a temperature sensor), driven from stdin.
     Client(client_cmd::ClientArgs),
-    /// Run the LwM2M 1.1 Bootstrap-Server (CoAP 5783, CoAPS 5784, endpoint configurations in a TOML file).
+    /// Run the LwM2M 1.1 Bootstrap-Server (CoAP 5783, CoAPS 5784, REST API and UI on HTTP 8081, configurations in a TOML file).
     Bootstrap(bootstrap_cmd::BootstrapArgs),
 }
 

@@ -127,6 +127,8 @@ async fn bootstraps_the_demo_client_which_then_registers() {
         "127.0.0.1:0",
         "--coaps-addr",
         "off",
+        "--http-addr",
+        "127.0.0.1:0",
     ]);
     let lines = bs.stdout_until("ready").await;
     let bs_addr: SocketAddr = lines

@@ -1,5 +1,5 @@
-//! What the server reports: registrations coming and going, queue-mode presence, notifications, Send data
-//! and the results of on-registration actions. Delivered on a `tokio::sync::broadcast` channel
+//! What the server reports: registrations coming and going, queue-mode presence, notifications, Send data,
+//! the results of on-registration actions and of requests that were held for a sleeping client. Delivered on a `tokio::sync::broadcast` channel
 //! (`ServerHandle::subscribe`); a slow subscriber loses the oldest events (`RecvError::Lagged`), never
 //! blocks the server.
 
@@ -62,6 +62,22 @@ pub enum Event {
         request: Request,
         result: Result<Response, ServerError>,
     },
+    /// A request held for a sleeping queue-mode client finished: it was sent and answered (or the exchange
+    /// failed), or its deadline passed first (`ClientSleeping`, or `RegistrationEnded` when the client has no
+    /// registration any more). Emitted for every held request, whether its caller still waits for the answer
+    /// or it was restored from the store by a restarted server (then nobody else learns the outcome). A
+    /// request whose caller gave up before it was sent, or that was still held at shutdown (a persistent
+    /// store keeps it for the next start), has no such event.
+    QueuedRequestDone {
+        endpoint: String,
+        /// Its id in the queue ([`crate::QueuedRequestInfo::id`]).
+        id: u64,
+        /// The operation name (`Write-Replace`, `Execute`, ...).
+        operation: &'static str,
+        /// The target paths.
+        paths: Vec<Path>,
+        result: Result<Response, ServerError>,
+    },
 }
 
 impl Event {
@@ -77,7 +93,8 @@ impl Event {
             | Event::Notification { endpoint, .. }
             | Event::ObservationEnded { endpoint, .. }
             | Event::Send { endpoint, .. }
-            | Event::OnRegistrationResult { endpoint, .. } => endpoint,
+            | Event::OnRegistrationResult { endpoint, .. }
+            | Event::QueuedRequestDone { endpoint, .. } => endpoint,
         }
     }
 
@@ -94,6 +111,7 @@ impl Event {
             Event::ObservationEnded { .. } => "observation-ended",
             Event::Send { .. } => "send",
             Event::OnRegistrationResult { .. } => "on-registration-result",
+            Event::QueuedRequestDone { .. } => "queued-request-done",
         }
     }
 }

@@ -15,7 +15,9 @@
 //!   checks, shared with the DTLS handshake.
 //! - [`clock`]: the injectable millisecond clock.
 //! - [`store`]: persistence in redb: [`store::RedbRegistrationStore`] and [`store::PersistentSecurity`] over
-//!   one [`store::ServerDb`] file, with a versioned binary record per registration and credential.
+//!   one [`store::ServerDb`] file, with a versioned binary record per registration, credential, observation
+//!   and request held for a sleeping queue-mode client (a restarted server sends those when the client wakes
+//!   and reports each outcome as [`Event::QueuedRequestDone`]).
 //!
 //! ```no_run
 //! use lwm2m_server::{Event, RequestOptions, Server, ServerConfig};
@@ -47,7 +49,7 @@ pub mod store;
 pub use error::ServerError;
 pub use event::Event;
 pub use observation::{CancelMode, ObservationEndReason, ObservationId, ObservationInfo};
-pub use queue::{Presence, QueuedRequestInfo};
+pub use queue::{Presence, QueuedRequest, QueuedRequestInfo};
 pub use registry::{MemoryRegistrationStore, Registration, RegistrationId, RegistrationStore, StoreError};
 pub use request::{Content, Request, RequestOptions, Response, WriteMode};
 pub use server::{OnRegistration, Server, ServerConfig, ServerHandle, ServerStats, Socket, StartError};

@@ -9,11 +9,20 @@
 //! Each held request is a *waiter*: the caller's task waits (with the request's own deadline) for a
 //! permit; while it holds the permit it sends its request; dropping the permit lets the next waiter go.
 //! A waiter whose deadline passes leaves the queue and fails with `ClientSleeping`.
+//!
+//! With a persistent store each held request also has a [`QueuedRequest`] record (written when it is
+//! queued, removed when it is sent, cancelled or expires). A restarted server puts the records back into
+//! the queue as *detached* requests: the server's own task is their waiter, sends them when the client
+//! wakes and reports the outcome as `Event::QueuedRequestDone`.
 
 use std::collections::{HashMap, VecDeque};
 
+use lwm2m_core::format::ContentFormat;
 use lwm2m_core::Path;
 use tokio::sync::oneshot;
+
+use crate::registry::RegistrationId;
+use crate::request::Request;
 
 /// A request held for a sleeping queue-mode client.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -30,6 +39,40 @@ pub struct QueuedRequestInfo {
     pub queued_at_ms: u64,
     /// When it fails unless sent (ms since the Unix epoch).
     pub deadline_ms: u64,
+}
+
+/// A held request as persisted (see [`crate::store::encode_queued_request`]): enough to send it after a
+/// restart of the server.
+#[derive(Debug, Clone, PartialEq)]
+pub struct QueuedRequest {
+    /// Its id in the queue (the record's key; ids grow in queue order).
+    pub id: u64,
+    /// The client.
+    pub endpoint: String,
+    /// The registration it was queued for.
+    pub registration_id: RegistrationId,
+    /// The request.
+    pub request: Request,
+    /// The content format override of the request ([`crate::RequestOptions::format`]).
+    pub format: Option<ContentFormat>,
+    /// When it was queued (ms since the Unix epoch, wall clock).
+    pub queued_at_ms: u64,
+    /// When it fails unless sent (ms since the Unix epoch, wall clock).
+    pub deadline_ms: u64,
+}
+
+impl QueuedRequest {
+    /// What [`crate::ServerHandle::queued_requests`] shows of it.
+    pub fn info(&self) -> QueuedRequestInfo {
+        QueuedRequestInfo {
+            id: self.id,
+            endpoint: self.endpoint.clone(),
+            operation: self.request.name(),
+            paths: self.request.paths(),
+            queued_at_ms: self.queued_at_ms,
+            deadline_ms: self.deadline_ms,
+        }
+    }
 }
 
 /// The presence of a queue-mode client.
@@ -210,6 +253,24 @@ impl Queues {
         Some((id, rx))
     }
 
+    /// Put a request held by an earlier run of the server (a persisted [`QueuedRequest`]) back at the end of
+    /// its endpoint's queue, with its own id; later ids are larger. The endpoint is asleep until it speaks.
+    pub fn restore(&mut self, info: QueuedRequestInfo) -> oneshot::Receiver<Permit> {
+        self.next_id = self.next_id.max(info.id);
+        let q = self.map.entry(info.endpoint.clone()).or_insert_with(|| EndpointQueue {
+            queue_mode: true,
+            ..EndpointQueue::default()
+        });
+        let (go, rx) = oneshot::channel();
+        q.waiting.push_back(Waiter { info, go });
+        rx
+    }
+
+    /// Ids given from now on are larger than `id` (ids of persisted requests are not reused).
+    pub fn reserve_ids(&mut self, id: u64) {
+        self.next_id = self.next_id.max(id);
+    }
+
     /// Drop a held request (its caller gave up).
     pub fn cancel(&mut self, endpoint: &str, id: u64) {
         if let Some(q) = self.map.get_mut(endpoint) {
@@ -363,6 +424,61 @@ mod tests {
         assert_eq!(q.list_all().len(), 1);
         q.clear();
         assert!(q.list_all().is_empty());
+    }
+
+    #[test]
+    fn restored_requests_keep_their_ids_and_order() {
+        let mut q = Queues::default();
+        let info = |id: u64| QueuedRequestInfo {
+            id,
+            endpoint: "a".into(),
+            operation: "Execute",
+            paths: vec![Path::resource(3, 0, 4)],
+            queued_at_ms: 1,
+            deadline_ms: 100,
+        };
+        q.reserve_ids(9);
+        let mut rx7 = q.restore(info(7));
+        let mut rx9 = q.restore(info(9));
+        assert_eq!(q.list("a").iter().map(|i| i.id).collect::<Vec<_>>(), vec![7, 9]);
+        assert_eq!(
+            q.presence("a"),
+            Some(Presence {
+                awake: false,
+                awake_until_ms: None,
+                queued: 2
+            }),
+            "asleep until it speaks"
+        );
+        // New requests get later ids and queue behind.
+        let (id, _rx) = q.enqueue("a", "Read", vec![], 2, 100).unwrap();
+        assert_eq!(id, 10);
+        assert!(q.wake("a", true, 5, 1000).start_flush);
+        drop(q.next_to_send("a").unwrap());
+        assert!(rx7.try_recv().is_ok());
+        assert!(rx9.try_recv().is_err(), "one at a time");
+        let req = QueuedRequest {
+            id: 3,
+            endpoint: "a".into(),
+            registration_id: RegistrationId(1),
+            request: Request::Delete {
+                path: Path::instance(3303, 0),
+            },
+            format: None,
+            queued_at_ms: 4,
+            deadline_ms: 5,
+        };
+        assert_eq!(
+            req.info(),
+            QueuedRequestInfo {
+                id: 3,
+                endpoint: "a".into(),
+                operation: "Delete",
+                paths: vec![Path::instance(3303, 0)],
+                queued_at_ms: 4,
+                deadline_ms: 5
+            }
+        );
     }
 
     #[test]

@@ -241,6 +241,22 @@ pub trait RegistrationStore: Send + Sync {
     fn observations(&self) -> Result<Vec<crate::observation::ObservationInfo>, StoreError> {
         Ok(Vec::new())
     }
+
+    /// Persists a request held for a sleeping queue-mode client so that a restarted server can still send it
+    /// (the default does nothing).
+    fn save_queued_request(&self, _request: &crate::queue::QueuedRequest) -> Result<(), StoreError> {
+        Ok(())
+    }
+
+    /// Forgets a persisted held request (sent, cancelled or expired). Unknown ids are not an error.
+    fn remove_queued_request(&self, _id: u64) -> Result<(), StoreError> {
+        Ok(())
+    }
+
+    /// The persisted held requests, in no particular order (the default has none).
+    fn queued_requests(&self) -> Result<Vec<crate::queue::QueuedRequest>, StoreError> {
+        Ok(Vec::new())
+    }
 }
 
 const SHARDS: usize = 16;

@@ -14,6 +14,17 @@
 //!   them); each live observation has a small task forwarding its notifications as events; a queue-mode
 //!   client that wakes with held requests gets a flush task that releases them one at a time.
 //!
+//! # Held requests and restarts
+//!
+//! A request held for a sleeping queue-mode client is written to the [`RegistrationStore`]
+//! ([`crate::QueuedRequest`]: the request, its content format override, queued-at and deadline in wall-clock
+//! ms) and removed when it was sent (whatever the answer), its deadline passed or its caller gave up; a
+//! shutdown keeps it. Each one that finishes is reported as [`Event::QueuedRequestDone`]. At start the
+//! records of a persistent store (a previous run) are put back into the queue in their order, each with a
+//! small task as its waiter: when the client next wakes they are sent like any held request and their
+//! outcome is only reported by that event. Records whose registration is gone or whose deadline passed are
+//! dropped with the event carrying `RegistrationEnded` or `ClientSleeping`.
+//!
 //! # Security
 //!
 //! Give the server a DTLS socket (`UdpEndpoint::spawn_secure` with `lwm2m-dtls`'s server layer) next to, or
@@ -47,7 +58,7 @@ use crate::event::Event;
 use crate::observation::{
     CancelMode, Control, Entry, ObservationEndReason, ObservationId, ObservationInfo, Observations,
 };
-use crate::queue::{Permit, Presence, QueuedRequestInfo, Queues};
+use crate::queue::{Permit, Presence, QueuedRequest, QueuedRequestInfo, Queues};
 use crate::registration::{RegisterRequest, UpdateRequest};
 use crate::registry::{MemoryRegistrationStore, Registration, RegistrationId, RegistrationStore, StoreError};
 use crate::request::{build_message, decode_response, Request, RequestOptions, Response, WriteMode};
@@ -189,6 +200,7 @@ impl Server {
             inner.schedule(at.saturating_add(inner.grace_ms), Timer::Expire(id));
         }
         inner.restore_observations();
+        inner.restore_queued_requests();
         for (index, rx) in receivers.into_iter().enumerate() {
             let socket = u8::try_from(index).unwrap_or(u8::MAX);
             tokio::spawn(incoming_loop(inner.clone(), socket, rx));
@@ -475,6 +487,103 @@ impl Inner {
         if let Err(e) = self.store.remove_observation(id) {
             warn!(%id, error = %e, "persisted observation not removed");
         }
+    }
+
+    /// Forgets the persisted record of a held request (a failure is logged: the record is then restored at
+    /// the next start and sent again, or dropped if its deadline passed).
+    fn unpersist_held(&self, id: u64) {
+        if let Err(e) = self.store.remove_queued_request(id) {
+            warn!(id, error = %e, "persisted held request not removed");
+        }
+    }
+
+    /// At start: puts the held requests persisted by the store (a previous run of the server) back into the
+    /// queue, oldest first, each with a task waiting for its turn like a caller would. Records whose
+    /// registration ended or whose deadline passed are dropped, reported as `QueuedRequestDone`.
+    fn restore_queued_requests(self: &Arc<Self>) {
+        let mut records = match self.store.queued_requests() {
+            Ok(r) => r,
+            Err(e) => {
+                warn!(error = %e, "persisted held requests not loaded");
+                return;
+            }
+        };
+        records.sort_by_key(|q| q.id);
+        if let Some(last) = records.last() {
+            lock(&self.queues).reserve_ids(last.id);
+        }
+        let now = self.now();
+        let mut restored = 0usize;
+        for q in records {
+            let live = match self.store.get(q.registration_id) {
+                Ok(Some(r)) => r.endpoint == q.endpoint && r.expires_ms.saturating_add(self.grace_ms) > now,
+                _ => false,
+            };
+            let gone = if !live {
+                Some(ServerError::RegistrationEnded {
+                    endpoint: q.endpoint.clone(),
+                })
+            } else if q.deadline_ms <= now {
+                Some(ServerError::ClientSleeping {
+                    endpoint: q.endpoint.clone(),
+                })
+            } else {
+                None
+            };
+            if let Some(error) = gone {
+                debug!(id = q.id, endpoint = %q.endpoint, %error, "persisted held request dropped");
+                self.unpersist_held(q.id);
+                self.emit(Event::QueuedRequestDone {
+                    endpoint: q.endpoint,
+                    id: q.id,
+                    operation: q.request.name(),
+                    paths: q.request.paths(),
+                    result: Err(error),
+                });
+                continue;
+            }
+            let rx = lock(&self.queues).restore(q.info());
+            let held = Held {
+                guard: HeldGuard {
+                    inner: self.clone(),
+                    endpoint: q.endpoint.clone(),
+                    id: q.id,
+                    persisted: true,
+                    armed: true,
+                },
+                rx,
+                registration_id: q.registration_id,
+            };
+            let deadline = Instant::now() + Duration::from_millis(q.deadline_ms.saturating_sub(now));
+            let opts = RequestOptions {
+                format: q.format,
+                timeout: None,
+            };
+            let handle = ServerHandle { inner: self.clone() };
+            restored += 1;
+            tokio::spawn(async move {
+                let _ = handle.run_held(held, None, q.request, opts, deadline).await;
+            });
+        }
+        if restored > 0 {
+            info!(requests = restored, "held requests restored");
+        }
+    }
+
+    /// A held request finished (sent and answered or failed, or its deadline passed): its record goes and
+    /// the outcome is reported.
+    fn held_done(&self, mut guard: HeldGuard, request: &Request, result: Result<Response, ServerError>) {
+        guard.armed = false;
+        if guard.persisted {
+            self.unpersist_held(guard.id);
+        }
+        self.emit(Event::QueuedRequestDone {
+            endpoint: std::mem::take(&mut guard.endpoint),
+            id: guard.id,
+            operation: request.name(),
+            paths: request.paths(),
+            result,
+        });
     }
 
     /// At start: re-installs the observations persisted by the store (a previous run of the server) whose
@@ -884,36 +993,84 @@ impl Inner {
         });
     }
 
-    /// Waits until a request may go to the client of `reg` (queue mode), up to `deadline`.
-    async fn acquire(
-        &self,
+    /// Holds `request` for the sleeping queue-mode client of `reg` until `deadline` (persisted when `persist`),
+    /// or `None` when it may go now.
+    fn hold(
+        self: &Arc<Self>,
         reg: &Registration,
         request: &Request,
+        opts: &RequestOptions,
         deadline: Instant,
-    ) -> Result<Option<Permit>, ServerError> {
+        persist: bool,
+    ) -> Option<Held> {
         if !reg.queue_mode {
-            return Ok(None);
+            return None;
         }
         let now = self.now();
         let deadline_ms = now.saturating_add(ms(deadline.saturating_duration_since(Instant::now())));
-        let queued = lock(&self.queues).enqueue(&reg.endpoint, request.name(), request.paths(), now, deadline_ms);
-        let Some((qid, rx)) = queued else { return Ok(None) };
-        debug!(endpoint = %reg.endpoint, request = %request, "request held: queue-mode client asleep");
-        match tokio::time::timeout_at(deadline, rx).await {
-            Ok(Ok(permit)) => Ok(Some(permit)),
+        let (id, rx) = lock(&self.queues).enqueue(&reg.endpoint, request.name(), request.paths(), now, deadline_ms)?;
+        debug!(endpoint = %reg.endpoint, request = %request, id, "request held: queue-mode client asleep");
+        if persist {
+            let record = QueuedRequest {
+                id,
+                endpoint: reg.endpoint.clone(),
+                registration_id: reg.id,
+                request: request.clone(),
+                format: opts.format,
+                queued_at_ms: now,
+                deadline_ms,
+            };
+            if let Err(e) = self.store.save_queued_request(&record) {
+                warn!(id, endpoint = %reg.endpoint, error = %e, "held request not persisted (it will not survive a restart)");
+            }
+        }
+        Some(Held {
+            guard: HeldGuard {
+                inner: self.clone(),
+                endpoint: reg.endpoint.clone(),
+                id,
+                persisted: persist,
+                armed: true,
+            },
+            rx,
+            registration_id: reg.id,
+        })
+    }
+
+    /// Waits for the turn of a held request, up to `deadline`. At the deadline it leaves the queue and fails
+    /// with `ClientSleeping` (or `RegistrationEnded` when the client has no registration any more).
+    async fn wait_turn(&self, held: &mut Held, deadline: Instant) -> Result<Permit, ServerError> {
+        match tokio::time::timeout_at(deadline, &mut held.rx).await {
+            Ok(Ok(permit)) => Ok(permit),
             Ok(Err(_)) => Err(ServerError::Shutdown),
             Err(_) => {
-                lock(&self.queues).cancel(&reg.endpoint, qid);
-                let endpoint = reg.endpoint.clone();
-                match self.store.get(reg.id) {
+                let endpoint = held.guard.endpoint.clone();
+                lock(&self.queues).cancel(&endpoint, held.guard.id);
+                match self.store.get(held.registration_id) {
                     Ok(Some(_)) => Err(ServerError::ClientSleeping { endpoint }),
-                    _ => match self.store.get_by_endpoint(&reg.endpoint) {
+                    _ => match self.store.get_by_endpoint(&endpoint) {
                         Ok(Some(_)) => Err(ServerError::ClientSleeping { endpoint }),
                         _ => Err(ServerError::RegistrationEnded { endpoint }),
                     },
                 }
             }
         }
+    }
+
+    /// Waits until a request may go to the client of `reg` (queue mode), up to `deadline`; not persisted,
+    /// no event (active observation cancels).
+    async fn acquire(
+        self: &Arc<Self>,
+        reg: &Registration,
+        request: &Request,
+        deadline: Instant,
+    ) -> Result<Option<Permit>, ServerError> {
+        let Some(mut held) = self.hold(reg, request, &RequestOptions::default(), deadline, false) else {
+            return Ok(None);
+        };
+        let permit = self.wait_turn(&mut held, deadline).await;
+        held.guard.armed = false;
+        permit.map(Some)
     }
 
     /// The answer of a CoAP exchange, or its failure as a [`ServerError`].
@@ -945,6 +1102,55 @@ impl Inner {
             Some(RequestError::Reset) => ServerError::Reset,
             Some(RequestError::Closed) => ServerError::Shutdown,
             Some(e) => ServerError::Coap(e),
+        }
+    }
+}
+
+/// The registration a request to `endpoint` goes to: the current one, which must be `expect` when given.
+fn current(
+    endpoint: &str,
+    expect: Option<RegistrationId>,
+    reg: Option<Registration>,
+) -> Result<Registration, ServerError> {
+    match (reg, expect) {
+        (Some(r), Some(id)) if r.id != id => Err(ServerError::RegistrationEnded {
+            endpoint: endpoint.to_string(),
+        }),
+        (Some(r), _) => Ok(r),
+        (None, Some(_)) => Err(ServerError::RegistrationEnded {
+            endpoint: endpoint.to_string(),
+        }),
+        (None, None) => Err(ServerError::UnknownEndpoint(endpoint.to_string())),
+    }
+}
+
+/// A request held in the queue: its waiter's end of the permit channel and its bookkeeping.
+struct Held {
+    guard: HeldGuard,
+    rx: oneshot::Receiver<Permit>,
+    registration_id: RegistrationId,
+}
+
+/// While armed (the held request has not finished), dropping it means its caller gave up: the request
+/// leaves the queue and its record is forgotten, unless the server was shut down (then the record stays for
+/// the next start).
+struct HeldGuard {
+    inner: Arc<Inner>,
+    endpoint: String,
+    id: u64,
+    persisted: bool,
+    armed: bool,
+}
+
+impl Drop for HeldGuard {
+    fn drop(&mut self) {
+        if !self.armed {
+            return;
+        }
+        lock(&self.inner.queues).cancel(&self.endpoint, self.id);
+        if self.persisted && !self.inner.closed.load(Ordering::Acquire) {
+            debug!(id = self.id, endpoint = %self.endpoint, "held request abandoned by its caller");
+            self.inner.unpersist_held(self.id);
         }
     }
 }
@@ -1095,38 +1301,74 @@ impl ServerHandle {
             return Err(ServerError::Shutdown);
         }
         let deadline = Instant::now() + opts.timeout.unwrap_or(inner.request_timeout);
-        let current = |reg: Option<Registration>| match (reg, expect) {
-            (Some(r), Some(id)) if r.id != id => Err(ServerError::RegistrationEnded {
-                endpoint: endpoint.to_string(),
-            }),
-            (Some(r), _) => Ok(r),
-            (None, Some(_)) => Err(ServerError::RegistrationEnded {
-                endpoint: endpoint.to_string(),
-            }),
-            (None, None) => Err(ServerError::UnknownEndpoint(endpoint.to_string())),
-        };
-        let mut reg = current(inner.store.get_by_endpoint(endpoint)?)?;
-        let mut message = build_message(&reg, &request, &opts)?;
-        let permit = inner.acquire(&reg, &request, deadline).await?;
-        if permit.is_some() {
-            // Held while the client slept: it may have updated (address, objects) or re-registered.
-            let now = inner.store.get_by_endpoint(endpoint)?;
-            reg = match current(now) {
-                Ok(r) => r,
-                Err(_) => {
-                    return Err(ServerError::RegistrationEnded {
-                        endpoint: endpoint.to_string(),
-                    })
-                }
-            };
-            message = build_message(&reg, &request, &opts)?;
+        let reg = current(endpoint, expect, inner.store.get_by_endpoint(endpoint)?)?;
+        let message = build_message(&reg, &request, &opts)?;
+        if let Some(held) = inner.hold(&reg, &request, &opts, deadline, true) {
+            return self.run_held(held, expect, request, opts, deadline).await;
         }
+        self.send_now(reg, request, message, deadline).await
+    }
+
+    /// Waits for the turn of a held request, sends it, forgets its record and reports the outcome
+    /// ([`Event::QueuedRequestDone`]). A shutdown while it waits keeps the record for the next start.
+    async fn run_held(
+        &self,
+        mut held: Held,
+        expect: Option<RegistrationId>,
+        request: Request,
+        opts: RequestOptions,
+        deadline: Instant,
+    ) -> Result<Response, ServerError> {
+        let inner = &self.inner;
+        let permit = match inner.wait_turn(&mut held, deadline).await {
+            Ok(p) => p,
+            Err(ServerError::Shutdown) => return Err(ServerError::Shutdown),
+            Err(e) => {
+                inner.held_done(held.guard, &request, Err(e.clone()));
+                return Err(e);
+            }
+        };
+        let endpoint = held.guard.endpoint.clone();
+        let result = self.send_released(&endpoint, expect, &request, &opts, deadline).await;
+        inner.held_done(held.guard, &request, result.clone());
+        // The next held request goes once this one is reported.
+        drop(permit);
+        result
+    }
+
+    /// Sends a request that was held: the client may have updated (address, objects) or re-registered
+    /// meanwhile, so the message is built for its registration now.
+    async fn send_released(
+        &self,
+        endpoint: &str,
+        expect: Option<RegistrationId>,
+        request: &Request,
+        opts: &RequestOptions,
+        deadline: Instant,
+    ) -> Result<Response, ServerError> {
+        let reg = current(endpoint, expect, self.inner.store.get_by_endpoint(endpoint)?).map_err(|_| {
+            ServerError::RegistrationEnded {
+                endpoint: endpoint.to_string(),
+            }
+        })?;
+        let message = build_message(&reg, request, opts)?;
+        self.send_now(reg, request.clone(), message, deadline).await
+    }
+
+    /// Sends `message` (built from `request` for `reg`) and decodes the answer.
+    async fn send_now(
+        &self,
+        reg: Registration,
+        request: Request,
+        message: Message,
+        deadline: Instant,
+    ) -> Result<Response, ServerError> {
+        let inner = &self.inner;
         let socket = inner.socket(reg.socket)?.clone();
         if request.is_observe() {
-            return self.observe_inner(reg, request, message, deadline, permit).await;
+            return self.observe_inner(reg, request, message, deadline).await;
         }
         let r = tokio::time::timeout_at(deadline, socket.request(reg.peer, message)).await;
-        drop(permit);
         let answer = inner.coap_outcome(&reg, r)?;
         inner.heard_from(&reg);
         let models = reg.models(&inner.models);
@@ -1139,12 +1381,10 @@ impl ServerHandle {
         request: Request,
         message: Message,
         deadline: Instant,
-        permit: Option<Permit>,
     ) -> Result<Response, ServerError> {
         let inner = &self.inner;
         let socket = inner.socket(reg.socket)?.clone();
         let r = tokio::time::timeout_at(deadline, socket.observe(reg.peer, message)).await;
-        drop(permit);
         let (first, obs) = match r {
             Ok(Ok(pair)) => pair,
             Ok(Err(e)) => return Err(inner.coap_error(&reg, Some(e))),

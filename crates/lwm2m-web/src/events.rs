@@ -79,6 +79,24 @@ pub(crate) fn event_json(api: &WebApi, ev: &Event) -> Json {
                 }
             }
         }
+        Event::QueuedRequestDone {
+            id,
+            operation,
+            paths,
+            result,
+            ..
+        } => {
+            m.insert("id".into(), json!(id));
+            m.insert("operation".into(), Json::String((*operation).into()));
+            let p: Vec<String> = paths.iter().map(|p| p.to_string()).collect();
+            m.insert("paths".into(), json!(p));
+            match result {
+                Ok(r) => m.extend(response_json(r)),
+                Err(e) => {
+                    m.insert("error".into(), Json::String(e.to_string()));
+                }
+            }
+        }
     }
     Json::Object(m)
 }

@@ -13,6 +13,7 @@
 //! | `POST /api/clients/{ep}/composite/{read,write,observe}` | composite operations |
 //! | `GET /api/clients/{ep}/observations`, `DELETE …/observations/{id}`, `GET …/queue` | observations, held requests |
 //! | `GET /api/security`, `GET/PUT/DELETE /api/security/{ep}` | credentials |
+//! | `GET /api/models`, `GET /api/models/{id}[?version=]` | object models (names, resource types) |
 //! | `GET /api/events` | SSE: registered, updated, deregistered, expired, sleeping, awake, notification, … |
 //! | `GET /metrics` | Prometheus text |
 //!
@@ -37,13 +38,16 @@
 //! ```
 #![forbid(unsafe_code)]
 
+pub mod bootstrap;
 mod clients;
 pub mod error;
 mod events;
 pub mod json;
 pub mod metrics;
+mod models;
 mod query;
 mod security;
+mod ui;
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -112,6 +116,8 @@ impl Shared {
                 self.forget(&registration.endpoint)
             }
             Event::Sleeping { .. } | Event::ObservationEnded { .. } | Event::OnRegistrationResult { .. } => {}
+            // A held request that expired or failed says nothing about the device talking.
+            Event::QueuedRequestDone { result: Err(_), .. } => {}
             other => self.seen(other.endpoint()),
         }
     }
@@ -178,11 +184,14 @@ impl WebApi {
             .route("/api/clients", get(clients::list))
             .route("/api/clients/{ep}", get(clients::detail).delete(clients::remove))
             .route("/api/clients/{ep}/{*rest}", any(clients::operation))
+            .route("/api/models", get(models::list))
+            .route("/api/models/{id}", get(models::get_one))
             .route("/api/security", get(security::list))
             .route(
                 "/api/security/{ep}",
                 get(security::get_one).put(security::put).delete(security::delete),
             )
+            .merge(ui::server_ui())
             .fallback(no_route)
             .method_not_allowed_fallback(method_not_allowed)
             .layer(middleware::from_fn_with_state(self.clone(), count_responses))
@@ -303,6 +312,8 @@ mod tests {
             "/api/clients/{ep}/queue",
             "/api/security",
             "/api/security/{ep}",
+            "/api/models",
+            "/api/models/{id}",
         ] {
             assert!(
                 OPENAPI_YAML.contains(&format!("\n  {path}:\n")),

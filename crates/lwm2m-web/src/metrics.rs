@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// The event kinds counted, in output order (the names of `lwm2m_server::Event::kind`).
-pub const EVENT_KINDS: [&str; 10] = [
+pub const EVENT_KINDS: [&str; 11] = [
     "registered",
     "updated",
     "deregistered",
@@ -16,6 +16,7 @@ pub const EVENT_KINDS: [&str; 10] = [
     "observation-ended",
     "send",
     "on-registration-result",
+    "queued-request-done",
 ];
 
 /// Outcomes of device requests made through the API.

@@ -1,4 +1,5 @@
-//! Persistence: registrations, security credentials and live observations that survive a restart.
+//! Persistence: registrations, security credentials, live observations and requests held for sleeping
+//! queue-mode clients, all surviving a restart.
 //!
 //! - [`redb`](self::redb): the redb-backed stores. [`ServerDb`] is one database file;
 //!   [`RedbRegistrationStore`] is a [`RegistrationStore`](crate::RegistrationStore) that answers every lookup
@@ -6,8 +7,9 @@
 //!   [`PersistentSecurity`] keeps a [`MemorySecurityStore`](crate::security::MemorySecurityStore) and the file
 //!   in step.
 //! - The record encoding ([`encode_registration`], [`decode_registration`], [`encode_security`],
-//!   [`decode_security`], [`encode_observation`], [`decode_observation`]): a versioned, length-prefixed binary
-//!   record per registration, per credential and per observation.
+//!   [`decode_security`], [`encode_observation`], [`decode_observation`], [`encode_queued_request`],
+//!   [`decode_queued_request`]): a versioned, length-prefixed binary record per registration, per credential,
+//!   per observation and per request held for a sleeping queue-mode client.
 //!   Decoding returns a [`RecordError`] on any malformed input and never panics.
 //!
 //! Record layout, version 1 (integers big-endian; `str`/`bytes` = `u32` length + bytes; `opt<T>` = `u8` 0
@@ -25,6 +27,21 @@
 //! observation:  u8 version=1, u64 id, u64 registration_id, str endpoint, bytes token (at most 8),
 //!               u8 kind (1 Observe, 2 Observe-Composite), u32 n + n×str path, opt<u16> content format,
 //!               u64 created_ms
+//! queued request: u8 version=1, u64 id (queue order), u64 registration_id, str endpoint,
+//!               u64 queued_at_ms, u64 deadline_ms (wall clock, like a registration's expiry),
+//!               opt<u16> content format override, request
+//! request:      u8 op, then: 1 Read path | 2 Discover path | 3 Write path, u8 mode (1 Replace,
+//!               2 Partial Update), node | 4 Write-Attributes path, 7×change (pmin, pmax, gt, lt, st, epmin,
+//!               epmax) | 5 Execute path, opt<str> arguments | 6 Create u16 object_id, opt<u16> instance_id,
+//!               u32 n + n×resource | 7 Delete path | 8 Read-Composite paths | 9 Write-Composite
+//!               u32 n + n×(path, value, opt<f64> time) | 10 Observe path | 11 Observe-Composite paths
+//! path:         u8 n (0..=4) + n×u16 id          paths: u32 n + n×path
+//! change:       u8 0 (absent) | 1 (set) u32 or f64 | 2 (unset); pmin, pmax, epmin, epmax are u32
+//! node:         u8 1 u16 object_id, u32 n + n×instance | 2 instance | 3 resource | 4 u16 id, value
+//! instance:     u16 id, u32 n + n×resource (ids unique)
+//! resource:     u16 id, u8 0 value | 1 u32 n + n×(u16 instance id, value) (ids unique)
+//! value:        u8 type: 1 str String | 2 i64 Integer | 3 u64 Unsigned | 4 f64 Float | 5 u8 Boolean (0|1) |
+//!               6 bytes Opaque | 7 i64 Time | 8 u16 u16 Objlnk | 9 str Corelnk   (f64 = IEEE 754 bits as u64)
 //! ```
 
 pub mod redb;
@@ -33,14 +50,18 @@ use std::collections::BTreeMap;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
 
 use lwm2m_coap::PeerIdentity;
+use lwm2m_core::attributes::{AttributeChanges, Change};
 use lwm2m_core::format::link::{ObjectLink, RegistrationLinks};
+use lwm2m_core::format::ContentFormat;
 use lwm2m_core::model::Version;
+use lwm2m_core::{InstanceNode, Node, ObjLink, ObjectNode, Path, Record, ResourceNode, ResourceValue, Value};
 use thiserror::Error;
 
 use crate::observation::{ObservationId, ObservationInfo};
+use crate::queue::QueuedRequest;
 use crate::registration::Binding;
 use crate::registry::{Registration, RegistrationId};
-use crate::request::Request;
+use crate::request::{Request, WriteMode};
 use crate::security::{Credential, SecurityInfo};
 
 pub use self::redb::{PersistError, PersistentSecurity, RedbRegistrationStore, ServerDb};
@@ -543,6 +564,495 @@ pub fn decode_observation(bytes: &[u8]) -> Result<ObservationInfo, RecordError> 
     })
 }
 
+// ---------------------------------------------------------------------------------------------------------
+// Queued request
+
+impl Writer {
+    fn path(&mut self, p: &Path) {
+        let ids = p.ids();
+        self.u8(u8::try_from(ids.len()).unwrap_or(u8::MAX));
+        for id in ids {
+            self.u16(*id);
+        }
+    }
+
+    fn value(&mut self, v: &Value) {
+        match v {
+            Value::String(s) => {
+                self.u8(1);
+                self.str(s);
+            }
+            Value::Integer(i) => {
+                self.u8(2);
+                self.u64(u64::from_be_bytes(i.to_be_bytes()));
+            }
+            Value::UnsignedInteger(u) => {
+                self.u8(3);
+                self.u64(*u);
+            }
+            Value::Float(f) => {
+                self.u8(4);
+                self.u64(f.to_bits());
+            }
+            Value::Boolean(b) => {
+                self.u8(5);
+                self.bool(*b);
+            }
+            Value::Opaque(b) => {
+                self.u8(6);
+                self.bytes(b);
+            }
+            Value::Time(t) => {
+                self.u8(7);
+                self.u64(u64::from_be_bytes(t.to_be_bytes()));
+            }
+            Value::Objlnk(l) => {
+                self.u8(8);
+                self.u16(l.object_id);
+                self.u16(l.instance_id);
+            }
+            Value::Corelnk(s) => {
+                self.u8(9);
+                self.str(s);
+            }
+        }
+    }
+
+    fn resource(&mut self, r: &ResourceNode) {
+        self.u16(r.id);
+        match &r.value {
+            ResourceValue::Single(v) => {
+                self.u8(0);
+                self.value(v);
+            }
+            ResourceValue::Multiple(m) => {
+                self.u8(1);
+                self.len(m.len());
+                for (ri, v) in m {
+                    self.u16(*ri);
+                    self.value(v);
+                }
+            }
+        }
+    }
+
+    fn instance(&mut self, i: &InstanceNode) {
+        self.u16(i.id);
+        self.len(i.resources.len());
+        for r in i.resources.values() {
+            self.resource(r);
+        }
+    }
+
+    fn node(&mut self, n: &Node) {
+        match n {
+            Node::Object(o) => {
+                self.u8(1);
+                self.u16(o.id);
+                self.len(o.instances.len());
+                for i in o.instances.values() {
+                    self.instance(i);
+                }
+            }
+            Node::Instance(i) => {
+                self.u8(2);
+                self.instance(i);
+            }
+            Node::Resource(r) => {
+                self.u8(3);
+                self.resource(r);
+            }
+            Node::ResourceInstance { id, value } => {
+                self.u8(4);
+                self.u16(*id);
+                self.value(value);
+            }
+        }
+    }
+
+    fn change_u32(&mut self, c: Option<Change<u32>>) {
+        match c {
+            None => self.u8(0),
+            Some(Change::Set(v)) => {
+                self.u8(1);
+                self.u32(v);
+            }
+            Some(Change::Unset) => self.u8(2),
+        }
+    }
+
+    fn change_f64(&mut self, c: Option<Change<f64>>) {
+        match c {
+            None => self.u8(0),
+            Some(Change::Set(v)) => {
+                self.u8(1);
+                self.u64(v.to_bits());
+            }
+            Some(Change::Unset) => self.u8(2),
+        }
+    }
+
+    fn paths(&mut self, paths: &[Path]) {
+        self.len(paths.len());
+        for p in paths {
+            self.path(p);
+        }
+    }
+
+    fn request(&mut self, r: &Request) {
+        match r {
+            Request::Read { path } => {
+                self.u8(1);
+                self.path(path);
+            }
+            Request::Discover { path } => {
+                self.u8(2);
+                self.path(path);
+            }
+            Request::Write { path, mode, content } => {
+                self.u8(3);
+                self.path(path);
+                self.u8(match mode {
+                    WriteMode::Replace => 1,
+                    WriteMode::PartialUpdate => 2,
+                });
+                self.node(content);
+            }
+            Request::WriteAttributes { path, attributes: a } => {
+                self.u8(4);
+                self.path(path);
+                self.change_u32(a.pmin);
+                self.change_u32(a.pmax);
+                self.change_f64(a.gt);
+                self.change_f64(a.lt);
+                self.change_f64(a.st);
+                self.change_u32(a.epmin);
+                self.change_u32(a.epmax);
+            }
+            Request::Execute { path, arguments } => {
+                self.u8(5);
+                self.path(path);
+                self.opt_str(arguments.as_deref());
+            }
+            Request::Create {
+                object_id,
+                instance_id,
+                resources,
+            } => {
+                self.u8(6);
+                self.u16(*object_id);
+                match instance_id {
+                    None => self.u8(0),
+                    Some(i) => {
+                        self.u8(1);
+                        self.u16(*i);
+                    }
+                }
+                self.len(resources.len());
+                for res in resources {
+                    self.resource(res);
+                }
+            }
+            Request::Delete { path } => {
+                self.u8(7);
+                self.path(path);
+            }
+            Request::ReadComposite { paths } => {
+                self.u8(8);
+                self.paths(paths);
+            }
+            Request::WriteComposite { records } => {
+                self.u8(9);
+                self.len(records.len());
+                for rec in records {
+                    self.path(&rec.path);
+                    self.value(&rec.value);
+                    match rec.time {
+                        None => self.u8(0),
+                        Some(t) => {
+                            self.u8(1);
+                            self.u64(t.to_bits());
+                        }
+                    }
+                }
+            }
+            Request::Observe { path } => {
+                self.u8(10);
+                self.path(path);
+            }
+            Request::ObserveComposite { paths } => {
+                self.u8(11);
+                self.paths(paths);
+            }
+        }
+    }
+}
+
+impl Reader<'_> {
+    /// A path: any ids are taken as they are (the instance id 65535, which requests refuse, included), so
+    /// every path a request can hold reads back.
+    fn path(&mut self) -> Result<Path, RecordError> {
+        let at = self.pos;
+        let n = self.u8("path length")?;
+        let mut ids = [0u16; 4];
+        let Some(slots) = ids.get_mut(..usize::from(n)) else {
+            return Err(self.invalid(at, "path length", "more than 4 segments"));
+        };
+        for id in slots.iter_mut() {
+            *id = self.u16("path segment")?;
+        }
+        Ok(match n {
+            0 => Path::ROOT,
+            1 => Path::object(ids[0]),
+            2 => Path::instance(ids[0], ids[1]),
+            3 => Path::resource(ids[0], ids[1], ids[2]),
+            _ => Path::resource_instance(ids[0], ids[1], ids[2], ids[3]),
+        })
+    }
+
+    fn i64(&mut self, field: &'static str) -> Result<i64, RecordError> {
+        Ok(i64::from_be_bytes(self.array(field)?))
+    }
+
+    fn f64(&mut self, field: &'static str) -> Result<f64, RecordError> {
+        Ok(f64::from_bits(self.u64(field)?))
+    }
+
+    fn value(&mut self) -> Result<Value, RecordError> {
+        let at = self.pos;
+        Ok(match self.u8("value type")? {
+            1 => Value::String(self.str("string value")?),
+            2 => Value::Integer(self.i64("integer value")?),
+            3 => Value::UnsignedInteger(self.u64("unsigned integer value")?),
+            4 => Value::Float(self.f64("float value")?),
+            5 => Value::Boolean(self.bool("boolean value")?),
+            6 => Value::Opaque(self.bytes("opaque value")?.to_vec()),
+            7 => Value::Time(self.i64("time value")?),
+            8 => Value::Objlnk(ObjLink::new(
+                self.u16("objlnk object id")?,
+                self.u16("objlnk instance id")?,
+            )),
+            9 => Value::Corelnk(self.str("corelnk value")?),
+            _ => return Err(self.invalid(at, "value type", "expected 1 to 9")),
+        })
+    }
+
+    fn resource(&mut self) -> Result<ResourceNode, RecordError> {
+        let id = self.u16("resource id")?;
+        let at = self.pos;
+        let value = match self.u8("resource kind")? {
+            0 => ResourceValue::Single(self.value()?),
+            1 => {
+                let n = self.count(4, "resource instances")?;
+                let mut m = BTreeMap::new();
+                for _ in 0..n {
+                    let at = self.pos;
+                    let ri = self.u16("resource instance id")?;
+                    if m.insert(ri, self.value()?).is_some() {
+                        return Err(self.invalid(at, "resource instance id", "repeated"));
+                    }
+                }
+                ResourceValue::Multiple(m)
+            }
+            _ => return Err(self.invalid(at, "resource kind", "expected 0 (single) or 1 (multiple)")),
+        };
+        Ok(ResourceNode { id, value })
+    }
+
+    fn instance(&mut self) -> Result<InstanceNode, RecordError> {
+        let id = self.u16("instance id")?;
+        let n = self.count(5, "resources")?;
+        let mut resources = BTreeMap::new();
+        for _ in 0..n {
+            let at = self.pos;
+            let r = self.resource()?;
+            if resources.insert(r.id, r).is_some() {
+                return Err(self.invalid(at, "resource id", "repeated"));
+            }
+        }
+        Ok(InstanceNode { id, resources })
+    }
+
+    fn node(&mut self) -> Result<Node, RecordError> {
+        let at = self.pos;
+        Ok(match self.u8("node kind")? {
+            1 => {
+                let id = self.u16("object id")?;
+                let n = self.count(6, "instances")?;
+                let mut instances = BTreeMap::new();
+                for _ in 0..n {
+                    let at = self.pos;
+                    let i = self.instance()?;
+                    if instances.insert(i.id, i).is_some() {
+                        return Err(self.invalid(at, "instance id", "repeated"));
+                    }
+                }
+                Node::Object(ObjectNode { id, instances })
+            }
+            2 => Node::Instance(self.instance()?),
+            3 => Node::Resource(self.resource()?),
+            4 => Node::ResourceInstance {
+                id: self.u16("resource instance id")?,
+                value: self.value()?,
+            },
+            _ => return Err(self.invalid(at, "node kind", "expected 1 to 4")),
+        })
+    }
+
+    fn change<T>(
+        &mut self,
+        field: &'static str,
+        read: impl FnOnce(&mut Self) -> Result<T, RecordError>,
+    ) -> Result<Option<Change<T>>, RecordError> {
+        let at = self.pos;
+        match self.u8(field)? {
+            0 => Ok(None),
+            1 => Ok(Some(Change::Set(read(self)?))),
+            2 => Ok(Some(Change::Unset)),
+            _ => Err(self.invalid(at, field, "expected 0 (absent), 1 (set) or 2 (unset)")),
+        }
+    }
+
+    fn paths(&mut self, field: &'static str) -> Result<Vec<Path>, RecordError> {
+        let n = self.count(1, field)?;
+        let mut v = Vec::with_capacity(n);
+        for _ in 0..n {
+            v.push(self.path()?);
+        }
+        Ok(v)
+    }
+
+    fn request(&mut self) -> Result<Request, RecordError> {
+        let at = self.pos;
+        Ok(match self.u8("operation")? {
+            1 => Request::Read { path: self.path()? },
+            2 => Request::Discover { path: self.path()? },
+            3 => {
+                let path = self.path()?;
+                let at = self.pos;
+                let mode = match self.u8("write mode")? {
+                    1 => WriteMode::Replace,
+                    2 => WriteMode::PartialUpdate,
+                    _ => return Err(self.invalid(at, "write mode", "expected 1 (replace) or 2 (partial update)")),
+                };
+                Request::Write {
+                    path,
+                    mode,
+                    content: self.node()?,
+                }
+            }
+            4 => {
+                let path = self.path()?;
+                let attributes = AttributeChanges {
+                    pmin: self.change("pmin", |r| r.u32("pmin"))?,
+                    pmax: self.change("pmax", |r| r.u32("pmax"))?,
+                    gt: self.change("gt", |r| r.f64("gt"))?,
+                    lt: self.change("lt", |r| r.f64("lt"))?,
+                    st: self.change("st", |r| r.f64("st"))?,
+                    epmin: self.change("epmin", |r| r.u32("epmin"))?,
+                    epmax: self.change("epmax", |r| r.u32("epmax"))?,
+                };
+                Request::WriteAttributes { path, attributes }
+            }
+            5 => Request::Execute {
+                path: self.path()?,
+                arguments: self.opt_str("execute arguments")?,
+            },
+            6 => {
+                let object_id = self.u16("object id")?;
+                let instance_id = if self.bool("instance id flag")? {
+                    Some(self.u16("instance id")?)
+                } else {
+                    None
+                };
+                let n = self.count(5, "resources")?;
+                let mut resources = Vec::with_capacity(n);
+                for _ in 0..n {
+                    resources.push(self.resource()?);
+                }
+                Request::Create {
+                    object_id,
+                    instance_id,
+                    resources,
+                }
+            }
+            7 => Request::Delete { path: self.path()? },
+            8 => Request::ReadComposite {
+                paths: self.paths("paths")?,
+            },
+            9 => {
+                let n = self.count(4, "records")?;
+                let mut records = Vec::with_capacity(n);
+                for _ in 0..n {
+                    let path = self.path()?;
+                    let value = self.value()?;
+                    let time = if self.bool("record time flag")? {
+                        Some(self.f64("record time")?)
+                    } else {
+                        None
+                    };
+                    records.push(Record { path, value, time });
+                }
+                Request::WriteComposite { records }
+            }
+            10 => Request::Observe { path: self.path()? },
+            11 => Request::ObserveComposite {
+                paths: self.paths("paths")?,
+            },
+            _ => return Err(self.invalid(at, "operation", "expected 1 to 11")),
+        })
+    }
+}
+
+/// Encodes a request held for a sleeping queue-mode client as a version-1 record.
+pub fn encode_queued_request(q: &QueuedRequest) -> Vec<u8> {
+    let mut w = Writer(Vec::with_capacity(64));
+    w.u8(RECORD_VERSION);
+    w.u64(q.id);
+    w.u64(q.registration_id.0);
+    w.str(&q.endpoint);
+    w.u64(q.queued_at_ms);
+    w.u64(q.deadline_ms);
+    match q.format {
+        None => w.u8(0),
+        Some(f) => {
+            w.u8(1);
+            w.u16(f.code());
+        }
+    }
+    w.request(&q.request);
+    w.0
+}
+
+/// Decodes a record written by [`encode_queued_request`].
+pub fn decode_queued_request(bytes: &[u8]) -> Result<QueuedRequest, RecordError> {
+    let mut r = Reader { buf: bytes, pos: 0 };
+    r.version()?;
+    let id = r.u64("id")?;
+    let registration_id = RegistrationId(r.u64("registration id")?);
+    let endpoint = r.str("endpoint")?;
+    let queued_at_ms = r.u64("queued at")?;
+    let deadline_ms = r.u64("deadline")?;
+    let format = if r.bool("content format")? {
+        let at = r.pos;
+        let code = r.u16("content format")?;
+        Some(ContentFormat::from_code(code).ok_or_else(|| r.invalid(at, "content format", "unknown content format"))?)
+    } else {
+        None
+    };
+    let request = r.request()?;
+    r.finish()?;
+    Ok(QueuedRequest {
+        id,
+        endpoint,
+        registration_id,
+        request,
+        format,
+        queued_at_ms,
+        deadline_ms,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -735,6 +1245,335 @@ mod tests {
         }
     }
 
+    fn p(s: &str) -> Path {
+        Path::parse(s).unwrap()
+    }
+
+    fn sample_queued(request: Request) -> QueuedRequest {
+        QueuedRequest {
+            id: 5,
+            endpoint: "q".into(),
+            registration_id: RegistrationId(0x0102),
+            request,
+            format: None,
+            queued_at_ms: 1000,
+            deadline_ms: 2000,
+        }
+    }
+
+    /// One request of every kind, with every value type, node kind and attribute change.
+    fn every_request() -> Vec<Request> {
+        let values = vec![
+            Value::String("héllo".into()),
+            Value::Integer(-7),
+            Value::UnsignedInteger(u64::MAX),
+            Value::Float(-1.5),
+            Value::Boolean(true),
+            Value::Opaque(vec![0, 0xff]),
+            Value::Time(1_700_000_000),
+            Value::Objlnk(ObjLink::new(3, 0)),
+            Value::Corelnk("</3/0>".into()),
+        ];
+        let multi = ResourceNode::multiple(1120, [(0, Value::Integer(10)), (7, Value::Integer(11))]);
+        let instance = InstanceNode::new(0, [ResourceNode::single(110, Value::String("x".into())), multi.clone()]);
+        vec![
+            Request::Read { path: p("/3/0/0") },
+            Request::Discover { path: p("/3") },
+            Request::Write {
+                path: p("/3442/0"),
+                mode: WriteMode::Replace,
+                content: Node::Instance(instance.clone()),
+            },
+            Request::Write {
+                path: p("/3442"),
+                mode: WriteMode::PartialUpdate,
+                content: Node::Object(ObjectNode::new(3442, [instance.clone(), InstanceNode::new(1, [])])),
+            },
+            Request::Write {
+                path: p("/3442/0/1120"),
+                mode: WriteMode::PartialUpdate,
+                content: Node::Resource(multi.clone()),
+            },
+            Request::Write {
+                path: p("/3442/0/1120/7"),
+                mode: WriteMode::Replace,
+                content: Node::ResourceInstance {
+                    id: 7,
+                    value: Value::Integer(3),
+                },
+            },
+            Request::WriteAttributes {
+                path: p("/3303/0/5700"),
+                attributes: AttributeChanges {
+                    pmin: Some(Change::Set(10)),
+                    pmax: Some(Change::Unset),
+                    gt: Some(Change::Set(25.5)),
+                    lt: None,
+                    st: Some(Change::Unset),
+                    epmin: None,
+                    epmax: Some(Change::Set(60)),
+                },
+            },
+            Request::Execute {
+                path: p("/3/0/4"),
+                arguments: None,
+            },
+            Request::Create {
+                object_id: 3442,
+                instance_id: Some(4),
+                resources: vec![ResourceNode::single(120, Value::Integer(1)), multi],
+            },
+            Request::Create {
+                object_id: 3303,
+                instance_id: None,
+                resources: vec![],
+            },
+            Request::Delete { path: p("/3303/1") },
+            Request::ReadComposite {
+                paths: vec![Path::ROOT, p("/3/0/0"), p("/1/0/1/2")],
+            },
+            Request::WriteComposite {
+                records: values
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, value)| Record {
+                        path: Path::resource_instance(3442, 0, 1110, i as u16),
+                        value,
+                        time: (i % 2 == 0).then_some(i as f64 + 0.25),
+                    })
+                    .collect(),
+            },
+            Request::Observe { path: p("/3303/0") },
+            Request::ObserveComposite {
+                paths: vec![p("/3303/0/5700"), p("/3")],
+            },
+        ]
+    }
+
+    #[test]
+    fn queued_request_layout_is_byte_exact() {
+        let q = sample_queued(Request::Execute {
+            path: p("/3/0/4"),
+            arguments: Some("0='x'".into()),
+        });
+        let bytes = encode_queued_request(&q);
+        let mut expected = vec![RECORD_VERSION];
+        expected.extend_from_slice(&5u64.to_be_bytes());
+        expected.extend_from_slice(&0x0102u64.to_be_bytes());
+        expected.extend_from_slice(b"\0\0\0\x01q");
+        expected.extend_from_slice(&1000u64.to_be_bytes());
+        expected.extend_from_slice(&2000u64.to_be_bytes());
+        expected.push(0); // no content format override
+        expected.push(5); // Execute
+        expected.extend_from_slice(&[3, 0, 3, 0, 0, 0, 4]); // /3/0/4
+        expected.extend_from_slice(b"\x01\0\0\0\x050='x'");
+        assert_eq!(bytes, expected);
+        assert_eq!(decode_queued_request(&bytes), Ok(q));
+    }
+
+    #[test]
+    fn every_request_kind_round_trips() {
+        for (i, request) in every_request().into_iter().enumerate() {
+            let q = QueuedRequest {
+                id: i as u64,
+                format: [None, Some(ContentFormat::Tlv), Some(ContentFormat::SenmlJson)][i % 3],
+                ..sample_queued(request)
+            };
+            let bytes = encode_queued_request(&q);
+            assert_eq!(decode_queued_request(&bytes), Ok(q.clone()), "{}", q.request);
+            for n in 0..bytes.len() {
+                assert!(
+                    decode_queued_request(&bytes[..n]).is_err(),
+                    "{}: prefix of {n} bytes",
+                    q.request
+                );
+            }
+        }
+        // Paths a request would refuse (instance 65535) still read back as they were written.
+        let odd = sample_queued(Request::Read {
+            path: Path::instance(3, 65535),
+        });
+        assert_eq!(decode_queued_request(&encode_queued_request(&odd)), Ok(odd));
+    }
+
+    #[test]
+    fn corrupt_queued_request_records_name_what_is_wrong() {
+        let q = sample_queued(Request::Execute {
+            path: p("/3/0/4"),
+            arguments: Some("0='x'".into()),
+        });
+        let bytes = encode_queued_request(&q);
+        let with = |at: usize, b: u8| {
+            let mut v = bytes.clone();
+            v[at] = b;
+            decode_queued_request(&v)
+        };
+        assert_eq!(decode_queued_request(&[]), Err(RecordError::Empty));
+        assert_eq!(decode_queued_request(&[2]), Err(RecordError::UnsupportedVersion(2)));
+        assert_eq!(
+            decode_queued_request(&bytes[..12]),
+            Err(RecordError::Truncated {
+                offset: 9,
+                field: "registration id"
+            })
+        );
+        assert_eq!(
+            with(38, 2),
+            Err(RecordError::Invalid {
+                offset: 38,
+                field: "content format",
+                reason: "a flag is 0 or 1"
+            })
+        );
+        assert_eq!(
+            with(39, 12),
+            Err(RecordError::Invalid {
+                offset: 39,
+                field: "operation",
+                reason: "expected 1 to 11"
+            })
+        );
+        assert_eq!(
+            with(40, 5),
+            Err(RecordError::Invalid {
+                offset: 40,
+                field: "path length",
+                reason: "more than 4 segments"
+            })
+        );
+        assert_eq!(
+            with(47, 7),
+            Err(RecordError::Invalid {
+                offset: 47,
+                field: "execute arguments",
+                reason: "a flag is 0 or 1"
+            })
+        );
+        assert!(matches!(
+            with(53, 0xff),
+            Err(RecordError::Invalid {
+                field: "execute arguments",
+                reason: "not UTF-8",
+                ..
+            })
+        ));
+        // An arguments length far beyond the record: truncated, no huge allocation.
+        let mut b = bytes.clone();
+        b[48..52].copy_from_slice(&u32::MAX.to_be_bytes());
+        assert_eq!(
+            decode_queued_request(&b),
+            Err(RecordError::Truncated {
+                offset: 48,
+                field: "execute arguments"
+            })
+        );
+        let mut b = bytes.clone();
+        b.push(0);
+        assert_eq!(decode_queued_request(&b), Err(RecordError::TrailingBytes(1)));
+
+        // A content format override that does not exist.
+        let tlv = encode_queued_request(&QueuedRequest {
+            format: Some(ContentFormat::Tlv),
+            ..q.clone()
+        });
+        assert_eq!(&tlv[38..41], &[1, 0x2d, 0x16], "11542");
+        let mut b = tlv.clone();
+        b[39..41].copy_from_slice(&65000u16.to_be_bytes());
+        assert_eq!(
+            decode_queued_request(&b),
+            Err(RecordError::Invalid {
+                offset: 39,
+                field: "content format",
+                reason: "unknown content format"
+            })
+        );
+
+        // Inside a Write: the write mode, the node kind, a value type and a repeated resource id.
+        let write = encode_queued_request(&sample_queued(Request::Write {
+            path: p("/1/0"),
+            mode: WriteMode::Replace,
+            content: Node::Instance(InstanceNode::new(
+                0,
+                [
+                    ResourceNode::single(1, Value::Integer(60)),
+                    ResourceNode::single(2, Value::Boolean(false)),
+                ],
+            )),
+        }));
+        // op 39, path 40..45, mode 45, node kind 46, instance id 47..49, count 49..53, resource 1 at 53:
+        // id 53..55, single 55, value type 56, i64 57..65; resource 2 at 65.
+        assert_eq!(write[45], 1);
+        let w = |at: usize, v: &[u8]| {
+            let mut b = write.clone();
+            b[at..at + v.len()].copy_from_slice(v);
+            decode_queued_request(&b)
+        };
+        assert_eq!(
+            w(45, &[3]),
+            Err(RecordError::Invalid {
+                offset: 45,
+                field: "write mode",
+                reason: "expected 1 (replace) or 2 (partial update)"
+            })
+        );
+        assert_eq!(
+            w(46, &[9]),
+            Err(RecordError::Invalid {
+                offset: 46,
+                field: "node kind",
+                reason: "expected 1 to 4"
+            })
+        );
+        assert_eq!(
+            w(55, &[2]),
+            Err(RecordError::Invalid {
+                offset: 55,
+                field: "resource kind",
+                reason: "expected 0 (single) or 1 (multiple)"
+            })
+        );
+        assert_eq!(
+            w(56, &[10]),
+            Err(RecordError::Invalid {
+                offset: 56,
+                field: "value type",
+                reason: "expected 1 to 9"
+            })
+        );
+        assert_eq!(
+            w(65, &[0, 1]),
+            Err(RecordError::Invalid {
+                offset: 65,
+                field: "resource id",
+                reason: "repeated"
+            })
+        );
+        assert_eq!(
+            w(49, &[0, 0, 0, 4]),
+            Err(RecordError::Truncated {
+                offset: 49,
+                field: "resources"
+            })
+        );
+
+        // Write-Attributes: an attribute change that is neither absent, set nor unset.
+        let attrs = encode_queued_request(&sample_queued(Request::WriteAttributes {
+            path: p("/3/0/9"),
+            attributes: AttributeChanges::default(),
+        }));
+        assert_eq!(attrs.len(), 47 + 7, "seven absent changes");
+        let mut b = attrs.clone();
+        b[48] = 3;
+        assert_eq!(
+            decode_queued_request(&b),
+            Err(RecordError::Invalid {
+                offset: 48,
+                field: "pmax",
+                reason: "expected 0 (absent), 1 (set) or 2 (unset)"
+            })
+        );
+    }
+
     #[test]
     fn security_round_trips_and_rejects_corruption() {
         for credential in [
@@ -820,6 +1659,143 @@ mod tests {
             }
         }
 
+        fn path_strategy() -> impl Strategy<Value = Path> {
+            prop::collection::vec(any::<u16>(), 0..=4).prop_map(|ids| match ids.as_slice() {
+                [] => Path::ROOT,
+                [o] => Path::object(*o),
+                [o, i] => Path::instance(*o, *i),
+                [o, i, r] => Path::resource(*o, *i, *r),
+                [o, i, r, ri, ..] => Path::resource_instance(*o, *i, *r, *ri),
+            })
+        }
+
+        fn value() -> impl Strategy<Value = Value> {
+            prop_oneof![
+                ".{0,8}".prop_map(Value::String),
+                any::<i64>().prop_map(Value::Integer),
+                any::<u64>().prop_map(Value::UnsignedInteger),
+                (-1e9f64..1e9).prop_map(Value::Float),
+                any::<bool>().prop_map(Value::Boolean),
+                prop::collection::vec(any::<u8>(), 0..8).prop_map(Value::Opaque),
+                any::<i64>().prop_map(Value::Time),
+                (any::<u16>(), any::<u16>()).prop_map(|(o, i)| Value::Objlnk(ObjLink::new(o, i))),
+                ".{0,8}".prop_map(Value::Corelnk),
+            ]
+        }
+
+        fn resource() -> impl Strategy<Value = ResourceNode> {
+            (
+                any::<u16>(),
+                prop_oneof![
+                    value().prop_map(ResourceValue::Single),
+                    prop::collection::btree_map(any::<u16>(), value(), 0..3).prop_map(ResourceValue::Multiple),
+                ],
+            )
+                .prop_map(|(id, value)| ResourceNode { id, value })
+        }
+
+        fn instance() -> impl Strategy<Value = InstanceNode> {
+            (any::<u16>(), prop::collection::vec(resource(), 0..3)).prop_map(|(id, r)| InstanceNode::new(id, r))
+        }
+
+        fn node() -> impl Strategy<Value = Node> {
+            prop_oneof![
+                (any::<u16>(), prop::collection::vec(instance(), 0..3))
+                    .prop_map(|(id, i)| Node::Object(ObjectNode::new(id, i))),
+                instance().prop_map(Node::Instance),
+                resource().prop_map(Node::Resource),
+                (any::<u16>(), value()).prop_map(|(id, value)| Node::ResourceInstance { id, value }),
+            ]
+        }
+
+        fn change<T: std::fmt::Debug + Clone + 'static>(
+            v: impl Strategy<Value = T> + 'static,
+        ) -> impl Strategy<Value = Option<Change<T>>> {
+            prop_oneof![
+                Just(None),
+                Just(Some(Change::Unset)),
+                v.prop_map(|x| Some(Change::Set(x)))
+            ]
+        }
+
+        fn request() -> impl Strategy<Value = Request> {
+            let paths = || prop::collection::vec(path_strategy(), 0..4);
+            prop_oneof![
+                path_strategy().prop_map(|path| Request::Read { path }),
+                path_strategy().prop_map(|path| Request::Discover { path }),
+                (path_strategy(), any::<bool>(), node()).prop_map(|(path, replace, content)| Request::Write {
+                    path,
+                    mode: if replace {
+                        WriteMode::Replace
+                    } else {
+                        WriteMode::PartialUpdate
+                    },
+                    content
+                }),
+                (
+                    path_strategy(),
+                    (change(any::<u32>()), change(any::<u32>()), change(-1e6f64..1e6)),
+                    (
+                        change(-1e6f64..1e6),
+                        change(0f64..1e6),
+                        change(any::<u32>()),
+                        change(any::<u32>())
+                    ),
+                )
+                    .prop_map(|(path, (pmin, pmax, gt), (lt, st, epmin, epmax))| {
+                        Request::WriteAttributes {
+                            path,
+                            attributes: AttributeChanges {
+                                pmin,
+                                pmax,
+                                gt,
+                                lt,
+                                st,
+                                epmin,
+                                epmax,
+                            },
+                        }
+                    }),
+                (path_strategy(), prop::option::of(".{0,10}"))
+                    .prop_map(|(path, arguments)| Request::Execute { path, arguments }),
+                (
+                    any::<u16>(),
+                    prop::option::of(any::<u16>()),
+                    prop::collection::vec(resource(), 0..3)
+                )
+                    .prop_map(|(object_id, instance_id, resources)| Request::Create {
+                        object_id,
+                        instance_id,
+                        resources
+                    }),
+                path_strategy().prop_map(|path| Request::Delete { path }),
+                paths().prop_map(|paths| Request::ReadComposite { paths }),
+                prop::collection::vec((path_strategy(), value(), prop::option::of(-1e9f64..1e9)), 0..4).prop_map(|r| {
+                    Request::WriteComposite {
+                        records: r
+                            .into_iter()
+                            .map(|(path, value, time)| Record { path, value, time })
+                            .collect(),
+                    }
+                }),
+                path_strategy().prop_map(|path| Request::Observe { path }),
+                paths().prop_map(|paths| Request::ObserveComposite { paths }),
+            ]
+        }
+
+        prop_compose! {
+            fn queued()(
+                id in any::<u64>(), endpoint in ".{0,12}", reg in any::<u64>(), request in request(),
+                format in prop::option::of(prop::sample::select(ContentFormat::ALL.to_vec())),
+                times in any::<(u64, u64)>(),
+            ) -> QueuedRequest {
+                QueuedRequest {
+                    id, endpoint, registration_id: RegistrationId(reg), request, format,
+                    queued_at_ms: times.0, deadline_ms: times.1,
+                }
+            }
+        }
+
         proptest! {
             #[test]
             fn registration_round_trips(r in registration()) {
@@ -831,6 +1807,24 @@ mod tests {
                 let _ = decode_registration(&bytes);
                 let _ = decode_security(&bytes);
                 let _ = decode_observation(&bytes);
+                let _ = decode_queued_request(&bytes);
+            }
+
+            #[test]
+            fn queued_requests_round_trip(q in queued()) {
+                let bytes = encode_queued_request(&q);
+                prop_assert_eq!(decode_queued_request(&bytes), Ok(q));
+            }
+
+            /// Flipping any byte of a valid held-request record gives an error or another valid record, never a
+            /// panic; so does cutting it short.
+            #[test]
+            fn corrupted_queued_requests_never_panic(q in queued(), at in any::<prop::sample::Index>(), x in 1u8..) {
+                let mut bytes = encode_queued_request(&q);
+                let i = at.index(bytes.len());
+                prop_assert!(decode_queued_request(&bytes[..i]).is_err());
+                bytes[i] ^= x;
+                let _ = decode_queued_request(&bytes);
             }
 
             /// Observation records round-trip, and a corrupted one is an error or another valid record.

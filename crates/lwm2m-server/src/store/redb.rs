@@ -1,6 +1,8 @@
 //! The redb-backed stores: one database file holds a `registrations` table (registration id → record), a
-//! `security` table (endpoint → record) and an `observations` table (observation id → record); records are
-//! encoded by [`super::encode_registration`], [`super::encode_security`] and [`super::encode_observation`].
+//! `security` table (endpoint → record), an `observations` table (observation id → record) and a
+//! `queued_requests` table (queue id → record of a request held for a sleeping client); records are encoded
+//! by [`super::encode_registration`], [`super::encode_security`], [`super::encode_observation`] and
+//! [`super::encode_queued_request`].
 //!
 //! Reads never touch the file: both stores keep everything in memory (loaded when opened). Every change is
 //! one redb write transaction, committed with immediate durability before the call returns, so a change the
@@ -15,16 +17,18 @@ use ::redb::{Database, ReadableTable, TableDefinition};
 use thiserror::Error;
 
 use super::{
-    decode_observation, decode_registration, decode_security, encode_observation, encode_registration, encode_security,
-    RecordError,
+    decode_observation, decode_queued_request, decode_registration, decode_security, encode_observation,
+    encode_queued_request, encode_registration, encode_security, RecordError,
 };
 use crate::observation::{ObservationId, ObservationInfo};
+use crate::queue::QueuedRequest;
 use crate::registry::{MemoryRegistrationStore, Registration, RegistrationId, RegistrationStore, StoreError};
 use crate::security::{MemorySecurityStore, SecurityChange, SecurityInfo};
 
 const REGISTRATIONS: TableDefinition<u64, &[u8]> = TableDefinition::new("registrations");
 const SECURITY: TableDefinition<&str, &[u8]> = TableDefinition::new("security");
 const OBSERVATIONS: TableDefinition<u64, &[u8]> = TableDefinition::new("observations");
+const QUEUED_REQUESTS: TableDefinition<u64, &[u8]> = TableDefinition::new("queued_requests");
 
 /// Why the persistent store could not be opened, loaded or written.
 #[derive(Debug, Error)]
@@ -90,6 +94,7 @@ impl ServerDb {
         txn.open_table(REGISTRATIONS).map_err(db_err)?;
         txn.open_table(SECURITY).map_err(db_err)?;
         txn.open_table(OBSERVATIONS).map_err(db_err)?;
+        txn.open_table(QUEUED_REQUESTS).map_err(db_err)?;
         txn.commit().map_err(db_err)?;
         Ok(ServerDb { db: Arc::new(db), path })
     }
@@ -168,8 +173,9 @@ impl RedbRegistrationStore {
             db,
             writes: Mutex::new(()),
         };
-        // A corrupt observation record is reported at open, like a corrupt registration.
+        // A corrupt observation or held-request record is reported at open, like a corrupt registration.
         store.read_observations()?;
+        store.read_queued_requests()?;
         let consistent = store.memory.len() == keys.len()
             && keys
                 .iter()
@@ -226,16 +232,50 @@ impl RedbRegistrationStore {
         Ok(out)
     }
 
+    /// Every record of the queued requests table, decoded, oldest (smallest id) first.
+    fn read_queued_requests(&self) -> Result<Vec<QueuedRequest>, PersistError> {
+        let txn = self.db.begin_read().map_err(db_err)?;
+        let table = txn.open_table(QUEUED_REQUESTS).map_err(db_err)?;
+        let mut out = Vec::new();
+        for item in table.iter().map_err(db_err)? {
+            let (k, v) = item.map_err(db_err)?;
+            let corrupt = |error| PersistError::Corrupt {
+                table: "queued_requests",
+                key: k.value().to_string(),
+                error,
+            };
+            let q = decode_queued_request(v.value()).map_err(corrupt)?;
+            if q.id != k.value() {
+                return Err(corrupt(RecordError::Invalid {
+                    offset: 1,
+                    field: "id",
+                    reason: "differs from the record's key",
+                }));
+            }
+            out.push(q);
+        }
+        Ok(out)
+    }
+
     /// One write transaction on the observations table.
     fn write_observations(
         &self,
+        f: impl FnOnce(&mut ::redb::Table<u64, &[u8]>) -> Result<(), ::redb::StorageError>,
+    ) -> Result<(), StoreError> {
+        self.write_table(OBSERVATIONS, f)
+    }
+
+    /// One write transaction on a table keyed by id (observations, queued requests).
+    fn write_table(
+        &self,
+        table: TableDefinition<u64, &[u8]>,
         f: impl FnOnce(&mut ::redb::Table<u64, &[u8]>) -> Result<(), ::redb::StorageError>,
     ) -> Result<(), StoreError> {
         let backend = |e: ::redb::Error| StoreError::Backend(e.to_string());
         let _w = lock(&self.writes);
         let txn = self.db.begin_write().map_err(|e| backend(e.into()))?;
         {
-            let mut table = txn.open_table(OBSERVATIONS).map_err(|e| backend(e.into()))?;
+            let mut table = txn.open_table(table).map_err(|e| backend(e.into()))?;
             f(&mut table).map_err(|e| backend(e.into()))?;
         }
         txn.commit().map_err(|e| backend(e.into()))
@@ -342,6 +382,20 @@ impl RegistrationStore for RedbRegistrationStore {
 
     fn observations(&self) -> Result<Vec<ObservationInfo>, StoreError> {
         self.read_observations().map_err(|e| StoreError::Backend(e.to_string()))
+    }
+
+    fn save_queued_request(&self, request: &QueuedRequest) -> Result<(), StoreError> {
+        let record = encode_queued_request(request);
+        self.write_table(QUEUED_REQUESTS, |t| t.insert(request.id, record.as_slice()).map(drop))
+    }
+
+    fn remove_queued_request(&self, id: u64) -> Result<(), StoreError> {
+        self.write_table(QUEUED_REQUESTS, |t| t.remove(id).map(drop))
+    }
+
+    fn queued_requests(&self) -> Result<Vec<QueuedRequest>, StoreError> {
+        self.read_queued_requests()
+            .map_err(|e| StoreError::Backend(e.to_string()))
     }
 }
 
@@ -547,6 +601,85 @@ mod tests {
             Err(PersistError::Corrupt { table, key, error }) => {
                 assert_eq!((table, key.as_str()), ("observations", "obs-7"));
                 assert_eq!(error, RecordError::Truncated { offset: 1, field: "id" });
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    fn queued(id: u64, reg: RegistrationId) -> QueuedRequest {
+        QueuedRequest {
+            id,
+            endpoint: "a".into(),
+            registration_id: reg,
+            request: crate::request::Request::Execute {
+                path: lwm2m_core::Path::parse("/3/0/4").unwrap(),
+                arguments: Some("5".into()),
+            },
+            format: None,
+            queued_at_ms: 10,
+            deadline_ms: 20,
+        }
+    }
+
+    #[test]
+    fn queued_requests_survive_reopening_and_a_corrupt_one_is_a_typed_error() {
+        let dir = TempDir::new("queued");
+        let a = reg("a", 1);
+        {
+            let s = RedbRegistrationStore::open(dir.file()).unwrap();
+            s.add(a.clone()).unwrap();
+            for id in [3, 1, 2] {
+                s.save_queued_request(&queued(id, a.id)).unwrap();
+            }
+            s.remove_queued_request(2).unwrap();
+            s.remove_queued_request(99).unwrap();
+        }
+        {
+            let s = RedbRegistrationStore::open(dir.file()).unwrap();
+            assert_eq!(
+                s.queued_requests().unwrap(),
+                vec![queued(1, a.id), queued(3, a.id)],
+                "oldest first"
+            );
+            // A record under another record's key.
+            let moved = encode_queued_request(&queued(4, a.id));
+            s.write_table(QUEUED_REQUESTS, |t| t.insert(5, moved.as_slice()).map(drop))
+                .unwrap();
+        }
+        match RedbRegistrationStore::open(dir.file()) {
+            Err(PersistError::Corrupt { table, key, error }) => {
+                assert_eq!((table, key.as_str()), ("queued_requests", "5"));
+                assert_eq!(
+                    error,
+                    RecordError::Invalid {
+                        offset: 1,
+                        field: "id",
+                        reason: "differs from the record's key"
+                    }
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+        {
+            let db = ServerDb::open(dir.file()).unwrap();
+            let txn = db.db.begin_write().unwrap();
+            {
+                let mut t = txn.open_table(QUEUED_REQUESTS).unwrap();
+                t.remove(5).unwrap();
+                t.insert(6, &[1u8, 0, 0, 0, 0, 0, 0, 0, 6, 0][..]).unwrap();
+            }
+            txn.commit().unwrap();
+        }
+        match RedbRegistrationStore::open(dir.file()) {
+            Err(PersistError::Corrupt { table, key, error }) => {
+                assert_eq!((table, key.as_str()), ("queued_requests", "6"));
+                assert_eq!(
+                    error,
+                    RecordError::Truncated {
+                        offset: 9,
+                        field: "registration id"
+                    }
+                );
             }
             other => panic!("{other:?}"),
         }
