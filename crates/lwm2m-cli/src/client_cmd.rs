@@ -20,6 +20,8 @@ use lwm2m_core::{Node, Path, ResourceNode, ResourceValue};
 use serde::Deserialize;
 use tokio::io::{AsyncBufReadExt, BufReader};
 
+use crate::pem::{load_cert, load_private_key, load_public_key};
+
 const SENSOR: u16 = 3303;
 
 /// The config-file example of `--help` (a test parses it).
@@ -259,62 +261,6 @@ macro_rules! file_creds {
             server_rpk: at(&s.server_rpk),
         }
     }};
-}
-
-fn read_file(what: &str, path: &FsPath) -> Result<Vec<u8>> {
-    std::fs::read(path).with_context(|| format!("{what}: cannot read {}", path.display()))
-}
-
-fn is_pem(data: &[u8]) -> bool {
-    data.windows(11).any(|w| w == b"-----BEGIN ")
-}
-
-/// A certificate file (PEM or DER) as DER.
-fn load_cert(what: &str, path: &FsPath) -> Result<Vec<u8>> {
-    use openssl::x509::X509;
-    let data = read_file(what, path)?;
-    let cert = if is_pem(&data) {
-        X509::from_pem(&data)
-    } else {
-        X509::from_der(&data)
-    };
-    let cert = cert.map_err(|e| anyhow!("{what}: {} is not a PEM or DER certificate: {e}", path.display()))?;
-    Ok(cert.to_der()?)
-}
-
-/// A private key file (PEM or DER, PKCS#8 or SEC1/traditional) as the key.
-fn load_private_key(what: &str, path: &FsPath) -> Result<openssl::pkey::PKey<openssl::pkey::Private>> {
-    use openssl::pkey::PKey;
-    let data = read_file(what, path)?;
-    let key = if is_pem(&data) {
-        PKey::private_key_from_pem(&data)
-    } else {
-        PKey::private_key_from_der(&data)
-    };
-    key.map_err(|e| {
-        anyhow!(
-            "{what}: {} is not a PEM or DER private key (unencrypted PKCS#8 or SEC1): {e}",
-            path.display()
-        )
-    })
-}
-
-/// A public key file (PEM `PUBLIC KEY` or SubjectPublicKeyInfo DER) as SubjectPublicKeyInfo DER.
-fn load_public_key(what: &str, path: &FsPath) -> Result<Vec<u8>> {
-    use openssl::pkey::PKey;
-    let data = read_file(what, path)?;
-    let key = if is_pem(&data) {
-        PKey::public_key_from_pem(&data)
-    } else {
-        PKey::public_key_from_der(&data)
-    };
-    let key = key.map_err(|e| {
-        anyhow!(
-            "{what}: {} is not a PEM or DER public key (SubjectPublicKeyInfo): {e}",
-            path.display()
-        )
-    })?;
-    Ok(key.public_key_to_der()?)
 }
 
 /// The credentials of an account: at most one of a PSK (both parts, the key in hex), certificate files (all

@@ -4,6 +4,7 @@
 mod bootstrap_cmd;
 mod client_cmd;
 mod codec;
+mod pem;
 mod server_cmd;
 
 use std::process::ExitCode;

@@ -246,12 +246,15 @@ impl Browser {
         Ok(())
     }
 
-    /// Writes a PNG of the page to `$LWM2M_SCREENSHOTS/{name}.png` when that variable is set.
+    /// Writes a PNG of the page to `$LWM2M_SCREENSHOTS/{name}.png` when that variable is set (a relative directory
+    /// is taken from the workspace root).
     pub async fn screenshot(&self, name: &str) -> Result<(), Error> {
         if let Some(dir) = std::env::var_os("LWM2M_SCREENSHOTS") {
+            // Relative to the workspace root (cargo runs tests in the package directory).
+            let dir = FsPath::new(env!("CARGO_MANIFEST_DIR")).join("../..").join(dir);
             let png = self.client.screenshot().await?;
             std::fs::create_dir_all(&dir)?;
-            std::fs::write(FsPath::new(&dir).join(format!("{name}.png")), png)?;
+            std::fs::write(dir.join(format!("{name}.png")), png)?;
         }
         Ok(())
     }

@@ -45,7 +45,13 @@ function setLive(state) {
 function startEvents() {
   setLive('connecting');
   const es = new EventSource('/api/events');
-  es.onopen = () => setLive('live');
+  let opened = false;
+  es.onopen = () => {
+    setLive('live');
+    // After a reconnection, events may have been missed: pages re-read what they show.
+    if (opened) for (const f of listeners) f({ kind: 'reconnected' });
+    opened = true;
+  };
   es.onerror = () => setLive(es.readyState === EventSource.CLOSED ? 'offline' : 'connecting');
   for (const kind of EVENT_KINDS) {
     es.addEventListener(kind, (m) => {
@@ -217,6 +223,7 @@ function configsPage(view) {
       }
       try {
         await api('DELETE', `/api/configs/${enc(ep)}`);
+        window.dispatchEvent(new Event('bs-config-changed'));
         showMessage(message, 'ok', `Deleted the configuration of ${ep}.`);
         await load();
       } catch (e) { showMessage(message, 'err', e); }
@@ -266,7 +273,7 @@ function configsPage(view) {
   }
   const reload = coalesce(load, 200);
   load();
-  const off = subscribe((ev) => { if (['session-started', 'finished', 'failed', 'refused'].includes(ev.kind)) reload(); });
+  const off = subscribe((ev) => { if (['session-started', 'finished', 'failed', 'refused', 'lagged', 'reconnected'].includes(ev.kind)) reload(); });
   return () => { off(); reload.cancel(); };
 }
 
@@ -468,6 +475,7 @@ function sessionPage(view, ep) {
 
   // Live: show each event at once, then re-read the authoritative log.
   const off = subscribe((ev) => {
+    if (ev.kind === 'lagged' || ev.kind === 'reconnected') { reload(); return; }
     if (ev.endpoint !== ep) return;
     if (ev.kind === 'operation') {
       detail.log.push({ session: ev.session, at_unix_s: ev.time_unix_s, op: ev.op, path: ev.path, code: ev.code, detail: ev.detail });

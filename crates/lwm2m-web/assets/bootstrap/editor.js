@@ -535,9 +535,10 @@ function writesSection(cfg, changed, rerender, jsonErrors) {
   return section('Other writes and deletes', 'Bootstrap-Write of any object after the accounts and ACLs',
     cfg.writes.length
       ? h('table', { class: 'grid writes' },
-        h('thead', {}, h('tr', {}, h('th', {}, 'Path'), h('th', {}, 'Value (JSON; typed by the object model: Opaque {"hex": ".."}, Objlnk "3:0", multiple as arrays)'), h('th', {}, ''))),
+        h('thead', {}, h('tr', {}, h('th', {}, 'Path'), h('th', {}, 'Value (JSON)'), h('th', {}, ''))),
         h('tbody', {}, rows))
       : h('p', { class: 'note' }, 'No other writes.'),
+    cfg.writes.length ? h('p', { class: 'note' }, 'Values are typed by the object models: Opaque as {"hex": "0102"} or {"base64": "AQI="}, Objlnk as "3:0", Time in seconds, a multiple resource as an array or {"instance id": value}, an instance as {"resource id": value}.') : null,
     h('div', { class: 'toolbar' },
       h('button', { id: 'add-write', testid: 'add-write', type: 'button', onclick: () => { cfg.writes.push({ path: '/3/0/14', value: '+01:00' }); rerender(); } }, '+ Add write')),
     h('div', { class: 'form-grid' },

@@ -162,6 +162,7 @@ export function clientView(ep, stream) {
       d.sms ? fact('SMS', d.sms, 'fact-sms') : null,
       d.root_path && d.root_path !== '/' ? fact('Root path', h('code', {}, d.root_path), 'fact-root') : null,
       fact('Observations', String(d.observations), 'fact-observations'),
+      d.queue_mode ? fact('Queued requests', String(d.queued_requests), 'fact-queued') : null,
       Object.keys(d.additional || {}).length
         ? fact('Attributes', Object.entries(d.additional).map(([k, v]) => `${k}=${v ?? ''}`).join(' '), 'fact-additional')
         : null);
@@ -362,11 +363,16 @@ export function clientView(ep, stream) {
       }
     }
     const changed = [];
+    const flash = new Set(); // known values that changed (a first value fills in quietly)
     for (const [p, v] of Object.entries(values)) {
+      const known = st.values.has(p);
       const before = st.values.get(p);
-      if (!st.values.has(p)) structural = true;
+      if (!known) structural = true;
       st.values.set(p, v);
-      if (JSON.stringify(before) !== JSON.stringify(v)) changed.push(p);
+      if (JSON.stringify(before) !== JSON.stringify(v)) {
+        changed.push(p);
+        if (known) flash.add(p);
+      }
       if (!valueEls.has(p)) structural = true;
     }
     if (structural) renderTree();
@@ -374,6 +380,7 @@ export function clientView(ep, stream) {
       const v = valueEls.get(p);
       if (!v) continue;
       fillValue(v, p);
+      if (!flash.has(p)) continue;
       v.classList.remove('changed');
       void v.offsetWidth; // restart the highlight
       v.classList.add('changed');
@@ -428,14 +435,13 @@ export function clientView(ep, stream) {
 
   function tabsFor(path) {
     const ids = idsOf(path);
-    const { object, resource } = modelOf(path);
+    const { resource } = modelOf(path);
     const tabs = [['read', 'Read / Observe']];
     if (ids.length >= 2) tabs.push(['write', 'Write']);
     if (ids.length === 3 && (!resource || resource.operations.includes('E'))) tabs.push(['execute', 'Execute']);
     tabs.push(['attributes', 'Attributes']);
     if (ids.length === 1) tabs.push(['create', 'Create']);
     if (ids.length === 2) tabs.push(['delete', 'Delete']);
-    void object;
     return tabs;
   }
 
@@ -832,7 +838,7 @@ export function clientView(ep, stream) {
       h('strong', {}, what), ` → ${r.code || 'done'}`, r.format ? ` · ${r.format}` : '',
       r.location ? ` · created ${r.location}` : '', r.observation !== undefined ? ` · observation ${r.observation}` : '');
     const parts = [head];
-    const values = r.values || (r.records ? null : null);
+    const values = r.values;
     if (values && Object.keys(values).length) {
       parts.push(h('table', { class: 'grid values', id: 'op-values' }, h('tbody', {},
         Object.entries(values).sort((a, b) => comparePaths(a[0], b[0])).map(([p, v]) => {
@@ -992,6 +998,11 @@ export function clientView(ep, stream) {
   async function loadQueue() {
     try {
       const q = await get(clientUrl(ep, '/queue'));
+      if (st.detail) {
+        st.detail.queued_requests = q.requests.length;
+        const f = facts.querySelector('#fact-queued');
+        if (f) f.textContent = String(q.requests.length);
+      }
       const head = h('p', { class: 'small' },
         q.queue_mode ? [badge(q.presence, q.presence === 'sleeping' ? 'warn' : 'ok'),
           q.awake_until_ms ? h('span', { class: 'muted' }, ` awake until ${dateTime(q.awake_until_ms)}`) : null]
@@ -1059,6 +1070,7 @@ export function clientView(ep, stream) {
         loadObservations();
         break;
       case 'queued-request-done':
+        if (ev.operation === 'Read' && ev.values) applyValues(ev.values, null);
         loadQueue();
         break;
       default:

@@ -100,6 +100,11 @@ function summary(ev) {
     }
     case 'send':
       return valuesText(ev);
+    case 'queued-request-done': {
+      const head = `${ev.operation || 'request'} ${(ev.paths || []).join(' ')} (held request ${ev.id})`;
+      if (ev.error) return `${head} failed: ${ev.error}`;
+      return `${head} → ${ev.code || ''} ${valuesText(ev)}`.trim();
+    }
     case 'observation-ended':
       return `observation ${ev.observation}: ${ev.reason}`;
     case 'lagged':
@@ -129,7 +134,7 @@ function valuesText(ev) {
 const KIND_CLASS = {
   registered: 'ok', updated: 'info', deregistered: 'warn', expired: 'err', sleeping: 'warn', awake: 'ok',
   notification: 'info', send: 'info', 'observation-ended': 'warn', lagged: 'err', request: 'req',
-  'request-failed': 'err', reconnected: 'warn',
+  'request-failed': 'err', reconnected: 'warn', 'queued-request-done': 'info',
 };
 
 /** The event log panel: newest first, at most `max` lines, pausable, clearable. */

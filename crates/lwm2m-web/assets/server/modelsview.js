@@ -49,7 +49,7 @@ export function modelsView(selected) {
         h('thead', {}, h('tr', {}, ['Id', 'Name', 'Ops', 'Type', 'Instances', 'Mandatory', 'Units', 'Range', 'Description'].map((t) => h('th', {}, t)))),
         h('tbody', {}, m.resources.map((r) => h('tr', {},
           h('td', { class: 'mono' }, String(r.id)),
-          h('td', {}, r.name),
+          h('td', { class: 'nowrap' }, r.name),
           h('td', { class: 'mono' }, r.operations || '–'),
           h('td', {}, r.type),
           h('td', {}, r.multiple ? 'multiple' : 'single'),
