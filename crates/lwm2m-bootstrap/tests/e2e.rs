@@ -16,11 +16,13 @@ use lwm2m_bootstrap::server::{
 };
 use lwm2m_bootstrap::session::{Operation, SessionEvent};
 use lwm2m_bootstrap::store::{ConfigStore, FileConfigStore, MemoryConfigStore};
-use lwm2m_client::dm::{self as cdm, Credentials, FactoryConfig, ServerConfig};
+use lwm2m_client::dm::{Credentials, FactoryConfig, ServerConfig};
 use lwm2m_client::runtime::{Client, ClientConfig, ClientEvent, ClientHandle};
 use lwm2m_coap::transport::udp::{Incoming, UdpEndpoint, UdpHandle};
 use lwm2m_coap::{Code, EndpointConfig, Message};
 use lwm2m_server::security::SecurityStore;
+use lwm2m_testkit::client::bootstrap_only;
+use lwm2m_testkit::events;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
@@ -86,21 +88,14 @@ impl Lwm2mServer {
     }
 }
 
+/// The next item of `rx` (within [`GUARD`]).
 async fn next<T>(rx: &mut mpsc::UnboundedReceiver<T>) -> T {
-    tokio::time::timeout(GUARD, rx.recv())
-        .await
-        .expect("nothing arrived in time")
-        .expect("channel closed")
+    events::recv(rx, GUARD).await
 }
 
-/// Waits for the first item `f` accepts.
-async fn until<T, R>(rx: &mut mpsc::UnboundedReceiver<T>, mut f: impl FnMut(&T) -> Option<R>) -> R {
-    loop {
-        let item = next(rx).await;
-        if let Some(r) = f(&item) {
-            return r;
-        }
-    }
+/// Waits for the first item `f` accepts (each item within [`GUARD`]).
+async fn until<T, R>(rx: &mut mpsc::UnboundedReceiver<T>, f: impl FnMut(&T) -> Option<R>) -> R {
+    events::until(rx, GUARD, f).await
 }
 
 /// Waits for the end of a session of `endpoint`: `Ok(())` on Finished, `Err(reason)` on Failed.
@@ -148,18 +143,6 @@ async fn bootstrap_server(
     (bs, events, uri)
 }
 
-fn device(bs_uri: &str, credentials: Credentials) -> FactoryConfig {
-    FactoryConfig {
-        bootstrap: Some(cdm::BootstrapConfig {
-            uri: bs_uri.into(),
-            credentials,
-            hold_off_s: Some(0),
-            account_timeout_s: None,
-        }),
-        ..FactoryConfig::default()
-    }
-}
-
 fn start_client(f: FactoryConfig, ep: &str) -> (ClientHandle, mpsc::UnboundedReceiver<ClientEvent>) {
     Client::start(f.build().unwrap(), ClientConfig::new(ep)).unwrap()
 }
@@ -183,7 +166,7 @@ async fn client_is_provisioned_and_registers() {
         .unwrap();
     let (bs, mut events, bs_uri) = bootstrap_server(store, false).await;
 
-    let (client, mut cev) = start_client(device(&bs_uri, Credentials::NoSec), "dev-1");
+    let (client, mut cev) = start_client(bootstrap_only(&bs_uri, Credentials::NoSec), "dev-1");
     let started = next(&mut events).await;
     assert_eq!(started.endpoint, "dev-1");
     assert!(matches!(
@@ -250,7 +233,7 @@ async fn bootstrap_over_dtls_psk() {
         identity: b"psk-dev".to_vec(),
         key: PSK.to_vec(),
     };
-    let (client, mut cev) = start_client(device(&bs_uri, creds), "dev-psk");
+    let (client, mut cev) = start_client(bootstrap_only(&bs_uri, creds), "dev-psk");
     let started = next(&mut events).await;
     assert!(
         matches!(started.kind, EventKind::SessionStarted { secure: true, .. }),
@@ -289,7 +272,7 @@ async fn identity_mismatch_and_missing_dtls_are_refused() {
         identity: b"id-a".to_vec(),
         key: PSK.to_vec(),
     };
-    let (client, mut cev) = start_client(device(&coaps_uri, creds), "dev-b");
+    let (client, mut cev) = start_client(bootstrap_only(&coaps_uri, creds), "dev-b");
     let ev = next(&mut events).await;
     assert_eq!(ev.endpoint, "dev-b");
     let EventKind::Refused { code, reason, .. } = &ev.kind else {
@@ -306,7 +289,7 @@ async fn identity_mismatch_and_missing_dtls_are_refused() {
     client.shutdown().await;
 
     // dev-a over plain CoAP although it has credentials: 4.03.
-    let (client, mut cev) = start_client(device(&coap_uri, Credentials::NoSec), "dev-a");
+    let (client, mut cev) = start_client(bootstrap_only(&coap_uri, Credentials::NoSec), "dev-a");
     let ev = next(&mut events).await;
     assert!(
         matches!(&ev.kind, EventKind::Refused { code, .. } if *code == Code::FORBIDDEN),
@@ -329,7 +312,7 @@ async fn unknown_endpoint_gets_4_00_until_a_default_exists() {
     let dm = Lwm2mServer::start("dm", reg_tx).await;
     let store = Arc::new(MemoryConfigStore::new());
     let (bs, mut events, bs_uri) = bootstrap_server(store, false).await;
-    let (client, mut cev) = start_client(device(&bs_uri, Credentials::NoSec), "stranger");
+    let (client, mut cev) = start_client(bootstrap_only(&bs_uri, Credentials::NoSec), "stranger");
     let ev = next(&mut events).await;
     assert_eq!(ev.endpoint, "stranger");
     assert!(
@@ -384,7 +367,7 @@ async fn multi_server_priority_order_and_bsr1_acl_state() {
         .put("dev-multi", BootstrapConfig::with_servers(vec![a2, a1]))
         .unwrap();
     let (bs, mut events, bs_uri) = bootstrap_server(store, false).await;
-    let mut f = device(&bs_uri, Credentials::NoSec);
+    let mut f = bootstrap_only(&bs_uri, Credentials::NoSec);
     f.temperature = Some(vec![(0, 21.0)]);
     let (client, mut cev) = start_client(f, "dev-multi");
     assert_eq!(session_end(&mut events, "dev-multi").await.1, Ok(()));
@@ -486,7 +469,7 @@ async fn bsr7_only_stale_accounts_are_repaired() {
         .unwrap();
     let (bs, mut events, bs_uri) = bootstrap_server(store, false).await;
     // Factory: ssid 1 valid, ssid 2 with a TLS-DTLS alert code, ssid 7 unknown to the Bootstrap-Server.
-    let mut f = device(&bs_uri, Credentials::NoSec);
+    let mut f = bootstrap_only(&bs_uri, Credentials::NoSec);
     let mut alerted = ServerConfig::new(2, s2.uri(), 300);
     alerted.server.tls_alert_code = Some(40);
     f.servers = vec![
@@ -572,7 +555,7 @@ async fn bsr2_trigger_makes_the_client_bootstrap_again() {
         )
         .unwrap();
     let (bs, mut events, bs_uri) = bootstrap_server(store, false).await;
-    let (client, mut cev) = start_client(device(&bs_uri, Credentials::NoSec), "dev-2");
+    let (client, mut cev) = start_client(bootstrap_only(&bs_uri, Credentials::NoSec), "dev-2");
     let (first, end) = session_end(&mut events, "dev-2").await;
     assert_eq!(end, Ok(()));
     let reg = next(&mut regs).await;
@@ -620,7 +603,7 @@ async fn finish_refused_with_4_06_is_reported() {
     };
     store.put("dev-bad", cfg).unwrap();
     let (bs, mut events, bs_uri) = bootstrap_server(store, false).await;
-    let (client, _cev) = start_client(device(&bs_uri, Credentials::NoSec), "dev-bad");
+    let (client, _cev) = start_client(bootstrap_only(&bs_uri, Credentials::NoSec), "dev-bad");
     let (session, end) = session_end(&mut events, "dev-bad").await;
     let reason = end.unwrap_err();
     assert!(reason.contains("4.06 Not Acceptable"), "{reason}");

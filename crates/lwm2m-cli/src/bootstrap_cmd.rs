@@ -11,7 +11,6 @@ use std::io;
 use std::net::SocketAddr;
 use std::path::{Path as FsPath, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context, Result};
 use clap::Args;
@@ -23,6 +22,8 @@ use lwm2m_bootstrap::{
 use lwm2m_coap::{DriverConfig, Endpoint, EndpointConfig, UdpEndpoint};
 use lwm2m_web::bootstrap::BootstrapApi;
 use tracing::info;
+
+use crate::serve::{api_token, auth_line, say, HttpTask, Secret};
 
 const DEFAULT_CONFIG: &str = "./lwm2m-bootstrap.toml";
 const DEFAULT_COAP: &str = "0.0.0.0:5783";
@@ -50,8 +51,9 @@ CoAPS (DTLS with the PSK, RPK or certificate of their entry).
 
 The Bootstrap UI is at http://127.0.0.1:8081/ui/ and the REST API under http://127.0.0.1:8081/api/
 (configurations, session logs, events as SSE; docs/bootstrap.md \"REST API\", GET /api/openapi.yaml). Changes
-made there are written to the --config file at once. The HTTP API has no authentication and can read and
-change every device's keys: bind it to 127.0.0.1 (--http-addr 127.0.0.1:8081) or firewall it, or turn it off.
+made there are written to the --config file at once. The HTTP API can read and change every device's keys:
+run it with --api-token-file (clients send `Authorization: Bearer TOKEN`, the UI asks for the token once), or
+without a token bind it to 127.0.0.1 (--http-addr 127.0.0.1:8081), firewall it, or turn it off.
 
 EXAMPLES:
   lwm2m bootstrap
@@ -59,6 +61,8 @@ EXAMPLES:
   LWM2M_BS_COAP_ADDR=127.0.0.1:5783 lwm2m bootstrap
   lwm2m bootstrap --http-addr 127.0.0.1:8081      # UI and REST API on this machine only
   curl http://127.0.0.1:8081/api/configs
+  openssl rand -hex 32 > bs-token; lwm2m bootstrap --api-token-file bs-token
+  curl -H \"Authorization: Bearer $(cat bs-token)\" http://127.0.0.1:8081/api/configs
   lwm2m client --bootstrap --server coap://127.0.0.1:5783 --endpoint dev1")]
 pub struct BootstrapArgs {
     /// The endpoint configurations file (TOML, or JSON when it ends in .json), created empty if missing
@@ -78,6 +82,14 @@ pub struct BootstrapArgs {
     /// [default: info,lwm2m_bootstrap=warn].
     #[arg(long, env = "LWM2M_BS_LOG", value_name = "FILTER")]
     log: Option<String>,
+    /// A shared secret the HTTP API requires (`Authorization: Bearer TOKEN`, or a login in the UI). Without it
+    /// (or --api-token-file) the API is open to anyone who reaches it: bind it to 127.0.0.1. Prefer
+    /// --api-token-file: a flag shows in `ps`.
+    #[arg(long, env = "LWM2M_BS_API_TOKEN", value_name = "TOKEN", hide_env_values = true)]
+    api_token: Option<String>,
+    /// A file whose first line is the API token (see --api-token), e.g. made with `openssl rand -hex 32`.
+    #[arg(long, env = "LWM2M_BS_API_TOKEN_FILE", value_name = "FILE")]
+    api_token_file: Option<PathBuf>,
 }
 
 /// The settings after merging flags, environment and defaults.
@@ -87,6 +99,8 @@ struct Settings {
     coap: Option<SocketAddr>,
     coaps: Option<SocketAddr>,
     http: Option<SocketAddr>,
+    /// The token the HTTP API requires, if any.
+    api_token: Option<Secret>,
     log: String,
 }
 
@@ -112,6 +126,11 @@ fn settings(args: &BootstrapArgs) -> Result<Settings> {
         coap,
         coaps,
         http,
+        api_token: api_token(
+            args.api_token.as_deref(),
+            args.api_token_file.as_deref(),
+            "the command line or environment",
+        )?,
         log: args.log.clone().unwrap_or_else(|| DEFAULT_LOG.to_string()),
     })
 }
@@ -207,13 +226,6 @@ fn browser_url(local: SocketAddr) -> String {
     format!("http://{a}")
 }
 
-fn say(line: impl AsRef<str>) {
-    use std::io::Write;
-    let mut out = std::io::stdout().lock();
-    let _ = writeln!(out, "{}", line.as_ref());
-    let _ = out.flush();
-}
-
 /// Runs `lwm2m bootstrap`.
 pub fn run(args: BootstrapArgs) -> Result<()> {
     let settings = settings(&args)?;
@@ -230,28 +242,6 @@ pub fn run(args: BootstrapArgs) -> Result<()> {
         .build()
         .context("cannot start the async runtime")?;
     rt.block_on(serve(settings, store, created))
-}
-
-async fn shutdown_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = term.recv() => {}
-                }
-            }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
-    }
 }
 
 fn code_text(code: Option<lwm2m_coap::Code>) -> String {
@@ -369,9 +359,8 @@ async fn serve(settings: Settings, store: FileConfigStore, created: bool) -> Res
         if has_default { ", plus a default" } else { "" },
         if created { "; created empty" } else { "" },
     ));
-    let api = BootstrapApi::new(handle.clone());
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let web = match http {
+    let api = BootstrapApi::new(handle.clone()).with_token(settings.api_token.map(|t| t.0));
+    let mut web = match http {
         Some(listener) => {
             let local = listener.local_addr().context("reading the HTTP address")?;
             let url = browser_url(local);
@@ -383,17 +372,13 @@ async fn serve(settings: Settings, store: FileConfigStore, created: bool) -> Res
             lines.push(format!(
                 "HTTP   {url}/ui/  (Bootstrap UI; REST API under /api/, /api/events SSE{bound})"
             ));
+            lines.push(auth_line(api.auth_enabled(), "/api/*", "LWM2M_BS_API_TOKEN_FILE"));
             let api = api.clone();
-            Some(tokio::spawn(async move {
-                api.serve(listener, async {
-                    let _ = stop_rx.await;
-                })
-                .await
-            }))
+            HttpTask::spawn(move |stopped| async move { api.serve(listener, stopped).await })
         }
         None => {
             lines.push("HTTP   off".into());
-            None
+            HttpTask::off()
         }
     };
     say(format!("lwm2m bootstrap {}", env!("CARGO_PKG_VERSION")));
@@ -407,35 +392,13 @@ async fn serve(settings: Settings, store: FileConfigStore, created: bool) -> Res
             log_event(&ev);
         }
     });
-    let mut web = web;
-    let failure = tokio::select! {
-        () = shutdown_signal() => None,
-        r = async {
-            match web.as_mut() {
-                Some(h) => h.await,
-                None => std::future::pending().await,
-            }
-        } => Some(r),
-    };
-    if let Some(r) = failure {
+    if let Err(e) = web.until_shutdown().await {
         handle.shutdown().await;
         logger.abort();
-        return match r {
-            Ok(Ok(())) => Err(anyhow!("the HTTP server stopped unexpectedly")),
-            Ok(Err(e)) => Err(anyhow!("the HTTP server failed: {e}")),
-            Err(e) => Err(anyhow!("the HTTP server task failed: {e}")),
-        };
+        return Err(e);
     }
     say("stopping");
-    let _ = stop_tx.send(());
-    api.close_streams();
-    if let Some(h) = web {
-        match tokio::time::timeout(Duration::from_secs(5), h).await {
-            Ok(Ok(Err(e))) => tracing::warn!(error = %e, "HTTP server error while stopping"),
-            Err(_) => tracing::warn!("HTTP requests still running after 5 s; stopping anyway"),
-            _ => {}
-        }
-    }
+    web.stop().await;
     handle.shutdown().await;
     logger.abort();
     say("stopped");
@@ -456,6 +419,7 @@ mod tests {
                 coap: Some("0.0.0.0:5783".parse().unwrap()),
                 coaps: Some("0.0.0.0:5784".parse().unwrap()),
                 http: Some("0.0.0.0:8081".parse().unwrap()),
+                api_token: None,
                 log: DEFAULT_LOG.into(),
             }
         );
@@ -469,11 +433,14 @@ mod tests {
             config: Some("x.json".into()),
             http_addr: Some("127.0.0.1:9".into()),
             log: Some("debug".into()),
+            api_token: Some("t0ken".into()),
+            api_token_file: None,
         })
         .unwrap();
         assert_eq!(s.coap, Some("127.0.0.1:0".parse().unwrap()));
         assert_eq!((s.coaps, s.log.as_str()), (None, "debug"));
         assert_eq!(s.http, Some("127.0.0.1:9".parse().unwrap()));
+        assert_eq!(s.api_token, Some(Secret("t0ken".into())));
     }
 
     #[test]
@@ -515,6 +482,47 @@ mod tests {
         assert_eq!(settings(&cli.args).unwrap().http, None);
         let help = <Cli as clap::CommandFactory>::command().render_long_help().to_string();
         assert!(help.contains("LWM2M_BS_HTTP_ADDR") && help.contains("/ui/"), "{help}");
+    }
+
+    /// `--api-token` / `--api-token-file` read LWM2M_BS_API_TOKEN(_FILE); the help says what no token means.
+    #[test]
+    fn api_token_options() {
+        use clap::{CommandFactory, FromArgMatches, Parser};
+        #[derive(Parser, Debug)]
+        struct Cli {
+            #[command(flatten)]
+            args: BootstrapArgs,
+        }
+        let cmd = Cli::command();
+        for (id, env) in [
+            ("api_token", "LWM2M_BS_API_TOKEN"),
+            ("api_token_file", "LWM2M_BS_API_TOKEN_FILE"),
+        ] {
+            let arg = cmd
+                .get_arguments()
+                .find(|a| a.get_id() == id)
+                .expect("the option exists");
+            assert_eq!(arg.get_env().and_then(|e| e.to_str()), Some(env));
+        }
+        let m = cmd.try_get_matches_from(["x", "--api-token", "s3cret"]).unwrap();
+        let s = settings(&Cli::from_arg_matches(&m).unwrap().args).unwrap();
+        assert_eq!(s.api_token, Some(Secret("s3cret".into())));
+        assert!(
+            !format!("{s:?}").contains("s3cret"),
+            "the token stays out of debug output"
+        );
+        let e = settings(&BootstrapArgs {
+            api_token: Some("a".into()),
+            api_token_file: Some("f".into()),
+            ..BootstrapArgs::default()
+        })
+        .unwrap_err();
+        assert!(format!("{e:#}").contains("both given"), "{e:#}");
+        let help = Cli::command().render_long_help().to_string();
+        assert!(
+            help.contains("--api-token-file") && help.contains("open to anyone"),
+            "{help}"
+        );
     }
 
     #[test]

@@ -14,7 +14,7 @@ use lwm2m_client::objects::device::DeviceInfo;
 use lwm2m_client::objects::firmware::{FirmwareConfig, FirmwareUpdate};
 use lwm2m_client::objects::location::Location;
 use lwm2m_client::objects::temperature::TemperatureSensor;
-use lwm2m_client::runtime::{Client, ClientConfig, ClientEvent, ClientHandle, CoapUri};
+use lwm2m_client::runtime::{Client, ClientConfig, ClientEvent, ClientHandle, CoapUri, RebootPolicy, ResetKind};
 use lwm2m_core::format::{self, ContentFormat};
 use lwm2m_core::{Node, Path, ResourceNode, ResourceValue};
 use serde::Deserialize;
@@ -445,6 +445,8 @@ fn setup(args: &ClientArgs) -> Result<Setup> {
         access_control: None,
     };
     let mut client = ClientConfig::new(endpoint);
+    // The demo device acts on /3/0/4 Reboot and /3/0/5 Factory Reset: it restarts its client runtime.
+    client.reboot_policy = RebootPolicy::Restart;
     client.queue_mode = args.queue || file.queue.unwrap_or(false);
     if let Some(s) = args.awake_time.or(file.awake_time) {
         client.awake_time = Duration::from_secs(s);
@@ -607,8 +609,15 @@ async fn on_event(client: &ClientHandle, ev: ClientEvent) {
         },
         ClientEvent::Sleeping { ssid } => format!("sleeping ssid={ssid}"),
         ClientEvent::Awake { ssid } => format!("awake ssid={ssid}"),
-        ClientEvent::Reboot => "reboot requested (simulated: nothing happens)".into(),
-        ClientEvent::FactoryReset => "factory reset requested (simulated: nothing happens)".into(),
+        ClientEvent::Reboot => "reboot requested: restarting".into(),
+        ClientEvent::FactoryReset => "factory reset requested: de-registering, then restoring the configuration".into(),
+        ClientEvent::Restarted {
+            kind: ResetKind::Reboot,
+        } => "rebooted: registering again".into(),
+        ClientEvent::Restarted {
+            kind: ResetKind::FactoryReset,
+        } => "factory reset done: starting over from the configuration".into(),
+        ClientEvent::BootstrapAccountPurged => "bootstrap-server account purged (its /0/x/12 timeout passed)".into(),
         ClientEvent::FirmwareDownloaded { uri, package } => {
             format!("firmware downloaded from {uri}: {} bytes", package.len())
         }
@@ -798,6 +807,10 @@ mod tests {
         assert_eq!(s.factory.servers[0].server.lifetime_s, 60);
         assert_eq!(s.factory.servers[0].server.mute_send, Some(false));
         assert_eq!(s.client.endpoint, "d1");
+        assert!(
+            s.client.reboot_policy.restarts(),
+            "the demo device acts on Reboot and Factory Reset"
+        );
         assert!(s.factory.build().is_ok());
         let s = setup(&args(&[
             "--server",

@@ -5,6 +5,7 @@ mod bootstrap_cmd;
 mod client_cmd;
 mod codec;
 mod pem;
+mod serve;
 mod server_cmd;
 
 use std::process::ExitCode;

@@ -26,6 +26,8 @@ use lwm2m_server::{RegistrationStore, Server, ServerConfig, Socket};
 use lwm2m_web::WebApi;
 use serde::Deserialize;
 
+use crate::serve::{api_token, auth_line, relative_to, say, HttpTask, Secret};
+
 const DEFAULT_COAP: &str = "0.0.0.0:5683,[::]:5683";
 const DEFAULT_COAPS: &str = "0.0.0.0:5684,[::]:5684";
 const DEFAULT_HTTP: &str = "127.0.0.1:8080";
@@ -45,6 +47,7 @@ macro_rules! config_example {
   awake_time = 93                     # queue mode, seconds
   lifetime_grace = 0                  # seconds
   model_dir = \"./models\"              # extra OMA DDF XML files
+  # api_token_file = \"api-token\"      # the HTTP API needs this token (or api_token = \"...\")
   cert = \"server.pem\"                 # X.509 (paths relative to this file): our chain,
   key = \"server.key\"                  # its key,
   client_ca = [\"ca.pem\"]              # the CAs device certificates chain to
@@ -68,8 +71,10 @@ PERSISTENCE: registrations and security credentials are kept in DATA_DIR/server.
 database) and survive a restart or crash: devices go on sending Updates to their old location. Every change
 is committed before it is answered. One server per data directory.
 
-SECURITY: the HTTP API has no authentication; it listens on 127.0.0.1 unless --http-addr says
-otherwise. Add device credentials with PUT /api/security/{endpoint} or --psk; CoAPS looks them up
+SECURITY: without --api-token (or --api-token-file) the HTTP API and UI are open to anyone who reaches
+them: keep them on 127.0.0.1 (the default --http-addr). With a token every /api/* route (but /api/health
+and /api/openapi.yaml) and /metrics need `Authorization: Bearer TOKEN`; the web UI asks for the token once
+and keeps a session cookie. Add device credentials with PUT /api/security/{endpoint} or --psk; CoAPS looks them up
 there. CoAPS takes PSK devices always; X.509 devices with --cert, --key and --client-ca (a device is
 admitted when its certificate chains to a --client-ca and its subject CN is an endpoint with
 {\"mode\": \"x509\"} in the store); RPK devices with --rpk-key (their public keys in the store,
@@ -87,6 +92,8 @@ EXAMPLES:
   lwm2m server --cert server.pem --key server.key --client-ca ca.pem
   curl -X PUT localhost:8080/api/security/dev1 -d '{\"mode\": \"x509\"}'   # admit the cert with CN dev1
   lwm2m server --rpk-key server.key
+  openssl rand -hex 32 > api-token; LWM2M_HTTP_ADDR=0.0.0.0:8080 lwm2m server --api-token-file api-token
+  curl -s -H \"Authorization: Bearer $(cat api-token)\" localhost:8080/api/clients
   LWM2M_HTTP_ADDR=0.0.0.0:8080 lwm2m server --config server.toml
   curl -s localhost:8080/api/clients"
 ))]
@@ -142,6 +149,14 @@ pub struct ServerArgs {
     /// store. With --cert too it must be --key's key. Needs a build with `--features lwm2m-dtls/vendored`.
     #[arg(long, env = "LWM2M_RPK_KEY", value_name = "FILE")]
     rpk_key: Option<PathBuf>,
+    /// A shared secret the HTTP API requires (`Authorization: Bearer TOKEN`, or a login in the web UI). Without
+    /// it (or --api-token-file) the API is open to anyone who reaches it: keep it on 127.0.0.1. Prefer
+    /// --api-token-file: a flag shows in `ps`.
+    #[arg(long, env = "LWM2M_API_TOKEN", value_name = "TOKEN", hide_env_values = true)]
+    api_token: Option<String>,
+    /// A file whose first line is the API token (see --api-token), e.g. made with `openssl rand -hex 32`.
+    #[arg(long, env = "LWM2M_API_TOKEN_FILE", value_name = "FILE")]
+    api_token_file: Option<PathBuf>,
 }
 
 /// The `--config` file.
@@ -163,6 +178,8 @@ struct FileConfig {
     key: Option<PathBuf>,
     client_ca: Option<Files>,
     rpk_key: Option<PathBuf>,
+    api_token: Option<String>,
+    api_token_file: Option<PathBuf>,
     /// The directory of the file: relative paths in it are taken from there.
     #[serde(skip)]
     base: PathBuf,
@@ -215,6 +232,8 @@ struct Settings {
     coap: Listen,
     coaps: Listen,
     http: Option<SocketAddr>,
+    /// The token the HTTP API requires, if any.
+    api_token: Option<Secret>,
     data_dir: PathBuf,
     log: String,
     request_timeout: Duration,
@@ -489,6 +508,18 @@ fn settings(args: &ServerArgs, file: &FileConfig) -> Result<Settings> {
         bail!("both --coap-addr and --coaps-addr are off: the server needs at least one CoAP socket");
     }
     let tls = tls_files(args, file)?;
+    let api_token = match api_token(
+        args.api_token.as_deref(),
+        args.api_token_file.as_deref(),
+        "the command line or environment",
+    )? {
+        Some(t) => Some(t),
+        None => api_token(
+            file.api_token.as_deref(),
+            relative_to(&file.base, &file.api_token_file).as_deref(),
+            "the config file",
+        )?,
+    };
     let mut psk = Vec::new();
     for p in &args.psk {
         psk.push(parse_psk(p)?);
@@ -502,6 +533,7 @@ fn settings(args: &ServerArgs, file: &FileConfig) -> Result<Settings> {
         coap,
         coaps,
         http,
+        api_token,
         data_dir: args
             .data_dir
             .clone()
@@ -609,13 +641,6 @@ fn bind_sockets(settings: &Settings, security: &Arc<MemorySecurityStore>) -> Res
     Ok((sockets, lines))
 }
 
-fn say(line: impl AsRef<str>) {
-    use std::io::Write;
-    let mut out = std::io::stdout().lock();
-    let _ = writeln!(out, "{}", line.as_ref());
-    let _ = out.flush();
-}
-
 /// Runs `lwm2m server`.
 pub fn run(args: ServerArgs) -> Result<()> {
     let file = match &args.config {
@@ -656,28 +681,6 @@ pub fn run(args: ServerArgs) -> Result<()> {
     rt.block_on(serve(settings, models))
 }
 
-async fn shutdown_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = term.recv() => {}
-                }
-            }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
-    }
-}
-
 async fn serve(settings: Settings, models: ModelRegistry) -> Result<()> {
     let db_path = settings.data_dir.join(DB_FILE);
     let db = ServerDb::open(&db_path).context("pass --data-dir DIR (or LWM2M_DATA_DIR) with another directory")?;
@@ -708,9 +711,8 @@ async fn serve(settings: Settings, models: ModelRegistry) -> Result<()> {
         ..ServerConfig::default()
     };
     let (server, _events) = Server::start(config, sockets).map_err(|e| anyhow!("cannot start the server: {e}"))?;
-    let api = WebApi::new(server.clone(), security);
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let web = match settings.http {
+    let api = WebApi::new(server.clone(), security).with_token(settings.api_token.map(|t| t.0));
+    let mut web = match settings.http {
         Some(addr) => {
             let listener = tokio::net::TcpListener::bind(addr)
                 .await
@@ -720,17 +722,17 @@ async fn serve(settings: Settings, models: ModelRegistry) -> Result<()> {
                 "HTTP   http://{local}/api  (REST API, /api/events SSE, /metrics, /api/openapi.yaml)"
             ));
             lines.push(format!("UI     http://{local}/ui/  (web UI in a browser)"));
+            lines.push(auth_line(
+                api.auth_enabled(),
+                "/api/* and /metrics",
+                "LWM2M_API_TOKEN_FILE",
+            ));
             let api = api.clone();
-            Some(tokio::spawn(async move {
-                api.serve(listener, async {
-                    let _ = stop_rx.await;
-                })
-                .await
-            }))
+            HttpTask::spawn(move |stopped| async move { api.serve(listener, stopped).await })
         }
         None => {
             lines.push("HTTP   off".into());
-            None
+            HttpTask::off()
         }
     };
     lines.push(format!(
@@ -743,34 +745,12 @@ async fn serve(settings: Settings, models: ModelRegistry) -> Result<()> {
     }
     say("ready (Ctrl-C stops)");
 
-    let mut web = web;
-    let failure = tokio::select! {
-        () = shutdown_signal() => None,
-        r = async {
-            match web.as_mut() {
-                Some(h) => h.await,
-                None => std::future::pending().await,
-            }
-        } => Some(r),
-    };
-    if let Some(r) = failure {
+    if let Err(e) = web.until_shutdown().await {
         server.shutdown().await;
-        return match r {
-            Ok(Ok(())) => Err(anyhow!("the HTTP server stopped unexpectedly")),
-            Ok(Err(e)) => Err(anyhow!("the HTTP server failed: {e}")),
-            Err(e) => Err(anyhow!("the HTTP server task failed: {e}")),
-        };
+        return Err(e);
     }
     say("stopping");
-    let _ = stop_tx.send(());
-    api.close_streams();
-    if let Some(h) = web {
-        match tokio::time::timeout(Duration::from_secs(5), h).await {
-            Ok(Ok(Err(e))) => tracing::warn!(error = %e, "HTTP server error while stopping"),
-            Err(_) => tracing::warn!("HTTP requests still running after 5 s; stopping anyway"),
-            _ => {}
-        }
-    }
+    web.stop().await;
     server.shutdown().await;
     say("stopped");
     Ok(())
@@ -887,6 +867,73 @@ mod tests {
         let s = settings(&args(), &file).unwrap();
         assert_eq!(s.tls.cert, Some(PathBuf::from("server.pem")));
         assert_eq!(s.tls.client_ca, vec![PathBuf::from("ca.pem")]);
+    }
+
+    #[test]
+    fn api_token_merges_flags_env_and_file() {
+        let dir = scratch("api-token");
+        std::fs::write(dir.join("file-token"), "from-file\n").unwrap();
+        std::fs::write(dir.join("flag-token"), "from-flag-file\n").unwrap();
+        let token = |a: &ServerArgs, f: &FileConfig| settings(a, f).map(|s| s.api_token.map(|t| t.0));
+        // None anywhere: open, and the startup line says so.
+        assert_eq!(token(&args(), &FileConfig::default()).unwrap(), None);
+        assert!(crate::serve::auth_line(false, "/api/*", "LWM2M_API_TOKEN_FILE").contains("unauthenticated"));
+        // The file: api_token, or api_token_file relative to the file's directory.
+        let file = read_file(&{
+            let f = dir.join("server.toml");
+            std::fs::write(&f, "api_token_file = \"file-token\"\n").unwrap();
+            f
+        })
+        .unwrap();
+        assert_eq!(token(&args(), &file).unwrap().as_deref(), Some("from-file"));
+        let inline: FileConfig = toml::from_str("api_token = \"inline\"").unwrap();
+        assert_eq!(token(&args(), &inline).unwrap().as_deref(), Some("inline"));
+        // Flags (and the environment) win over the file.
+        let a = ServerArgs {
+            api_token_file: Some(dir.join("flag-token")),
+            ..args()
+        };
+        assert_eq!(token(&a, &file).unwrap().as_deref(), Some("from-flag-file"));
+        let a = ServerArgs {
+            api_token: Some("flag".into()),
+            ..args()
+        };
+        assert_eq!(token(&a, &file).unwrap().as_deref(), Some("flag"));
+        // Both at one level, or an empty token, are refused.
+        let both: FileConfig = toml::from_str("api_token = \"a\"\napi_token_file = \"b\"").unwrap();
+        let e = format!("{:#}", token(&args(), &both).unwrap_err());
+        assert!(e.contains("both given in the config file"), "{e}");
+        let e = format!(
+            "{:#}",
+            token(
+                &ServerArgs {
+                    api_token: Some(" ".into()),
+                    ..args()
+                },
+                &file
+            )
+            .unwrap_err()
+        );
+        assert!(e.contains("is empty"), "{e}");
+        // The environment variable, and a help that says what no token means.
+        #[derive(clap::Parser)]
+        struct T {
+            #[command(flatten)]
+            a: ServerArgs,
+        }
+        use clap::{CommandFactory, Parser};
+        let cmd = T::command();
+        let arg = cmd.get_arguments().find(|a| a.get_id() == "api_token").unwrap();
+        assert_eq!(arg.get_env().and_then(|e| e.to_str()), Some("LWM2M_API_TOKEN"));
+        let help = T::command().render_long_help().to_string();
+        assert!(
+            help.contains("--api-token-file") && help.contains("127.0.0.1"),
+            "{help}"
+        );
+        let t = T::try_parse_from(["t", "--api-token", "x", "--api-token-file", "f"]).unwrap();
+        let e = crate::serve::api_token(t.a.api_token.as_deref(), t.a.api_token_file.as_deref(), "flags");
+        assert!(format!("{:#}", e.unwrap_err()).contains("both given in flags"));
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     /// A scratch directory of this test process.

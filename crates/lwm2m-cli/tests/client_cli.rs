@@ -5,89 +5,22 @@ use std::net::SocketAddr;
 use std::process::Stdio;
 use std::time::Duration;
 
-use lwm2m_coap::transport::udp::{Incoming, UdpEndpoint, UdpHandle};
-use lwm2m_coap::{Code, EndpointConfig, Message};
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines};
-use tokio::process::{Child, ChildStdin, ChildStdout, Command};
+use lwm2m_coap::{Code, Message};
+use lwm2m_testkit::peer::registrar;
+use lwm2m_testkit::proc::Proc;
+use tokio::process::Command;
 use tokio::sync::mpsc;
 
 const GUARD: Duration = Duration::from_secs(30);
 
-/// A scripted server: Register → 2.01 rd/xyz, Update → 2.04, De-register → 2.02, Send → 2.04; every request
-/// the client sends is logged.
-async fn server() -> (UdpHandle, mpsc::UnboundedReceiver<(SocketAddr, Message)>) {
-    let (handle, mut incoming) = UdpEndpoint::bind("127.0.0.1:0".parse().unwrap(), EndpointConfig::default())
-        .await
-        .unwrap();
-    let (tx, log) = mpsc::unbounded_channel();
-    let h = handle.clone();
-    tokio::spawn(async move {
-        while let Some(item) = incoming.recv().await {
-            let Incoming::Request(r) = item else { continue };
-            let path = r.request.uri_path();
-            let p: Vec<&str> = path.iter().map(String::as_str).collect();
-            let resp = match (r.request.code, p.as_slice()) {
-                (Code::POST, ["rd"]) => {
-                    let mut m = Message::response_to(&r.request, Code::CREATED);
-                    m.set_location_path("rd/xyz");
-                    m
-                }
-                (Code::POST, ["rd", "xyz"] | ["dp"]) => Message::response_to(&r.request, Code::CHANGED),
-                (Code::DELETE, ["rd", "xyz"]) => Message::response_to(&r.request, Code::DELETED),
-                _ => Message::response_to(&r.request, Code::NOT_FOUND),
-            };
-            let _ = h.respond(r.responder, resp);
-            let _ = tx.send((r.peer, r.request));
-        }
-    });
-    (handle, log)
-}
-
-struct Device {
-    child: Child,
-    stdin: ChildStdin,
-    stdout: Lines<BufReader<ChildStdout>>,
-}
-
-impl Device {
-    fn start(args: &[&str]) -> Device {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_lwm2m"))
-            .arg("client")
-            .args(args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("the lwm2m binary starts");
-        let stdin = child.stdin.take().unwrap();
-        let stdout = BufReader::new(child.stdout.take().unwrap()).lines();
-        Device { child, stdin, stdout }
-    }
-
-    /// The next stdout line.
-    async fn line(&mut self) -> String {
-        tokio::time::timeout(GUARD, self.stdout.next_line())
-            .await
-            .expect("no output in time")
-            .unwrap()
-            .expect("stdout closed")
-    }
-
-    /// Reads lines until one starts with `prefix`; returns it.
-    async fn until(&mut self, prefix: &str) -> String {
-        loop {
-            let l = self.line().await;
-            if l.starts_with(prefix) {
-                return l;
-            }
-        }
-    }
-
-    async fn type_line(&mut self, cmd: &str) {
-        self.stdin.write_all(format!("{cmd}\n").as_bytes()).await.unwrap();
-        self.stdin.flush().await.unwrap();
-    }
+/// `lwm2m client ARGS`, driven through its stdin.
+fn device(args: &[&str]) -> Proc {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_lwm2m"));
+    cmd.arg("client")
+        .args(args)
+        .stdin(Stdio::piped())
+        .stderr(Stdio::inherit());
+    Proc::spawn(cmd, GUARD)
 }
 
 async fn next_request(
@@ -108,9 +41,11 @@ async fn next_request(
 
 #[tokio::test]
 async fn demo_device_driven_through_stdin() {
-    let (srv, mut log) = server().await;
+    // A scripted server: Register → 2.01 rd/xyz, Update → 2.04, De-register → 2.02, Send → 2.04; every request
+    // the client sends is logged.
+    let (srv, mut log) = registrar("xyz").await;
     let uri = format!("coap://{}", srv.local_addr());
-    let mut dev = Device::start(&[
+    let mut dev = device(&[
         "--server",
         &uri,
         "--endpoint",

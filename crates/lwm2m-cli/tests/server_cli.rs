@@ -68,11 +68,20 @@ fn http() -> HttpClient<HttpConnector, Full<Bytes>> {
 }
 
 async fn get(client: &HttpClient<HttpConnector, Full<Bytes>>, url: &str) -> Result<(u16, Json), String> {
-    let req = Request::builder()
-        .method(Method::GET)
-        .uri(url)
-        .body(Full::new(Bytes::new()))
-        .unwrap();
+    get_as(client, url, None).await
+}
+
+/// GET with `Authorization: Bearer {token}` when a token is given.
+async fn get_as(
+    client: &HttpClient<HttpConnector, Full<Bytes>>,
+    url: &str,
+    token: Option<&str>,
+) -> Result<(u16, Json), String> {
+    let mut req = Request::builder().method(Method::GET).uri(url);
+    if let Some(t) = token {
+        req = req.header("authorization", format!("Bearer {t}"));
+    }
+    let req = req.body(Full::new(Bytes::new())).unwrap();
     let resp = tokio::time::timeout(GUARD, client.request(req))
         .await
         .map_err(|_| "no answer in time".to_string())?
@@ -116,6 +125,10 @@ async fn server_binary_serves_the_api() {
         "{lines:?}"
     );
     assert!(!lines.iter().any(|l| l.contains("CoAPS")), "CoAPS is off: {lines:?}");
+    assert!(
+        lines.iter().any(|l| l.contains("the API is unauthenticated")),
+        "no token: {lines:?}"
+    );
     assert!(data.is_dir(), "the data directory is created");
 
     // Bounded poll of /api/health (the listener is bound before "ready" is printed, so this is immediate).
@@ -227,5 +240,61 @@ async fn busy_ports_name_the_flag_to_change() {
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("HTTP port") && err.contains("pass --http-addr"), "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `--api-token-file`: the API answers 401 without the token and 200 with it; health stays open.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn api_token_file_protects_the_api() {
+    let dir = std::env::temp_dir().join(format!("lwm2m-server-token-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let token_file = dir.join("api-token");
+    std::fs::write(&token_file, "0123456789abcdef-cli-token\n").unwrap();
+    let data = dir.join("data");
+    let mut srv = Running::start(
+        &[
+            "--coap-addr",
+            "127.0.0.1:0",
+            "--coaps-addr",
+            "off",
+            "--http-addr",
+            "127.0.0.1:0",
+            "--api-token-file",
+            token_file.to_str().unwrap(),
+        ],
+        &[("LWM2M_DATA_DIR", data.to_str().unwrap()), ("LWM2M_LOG", "warn")],
+    );
+    let lines = srv.until_ready().await;
+    assert!(lines.iter().any(|l| l.contains("bearer token required")), "{lines:?}");
+    assert!(
+        !lines.iter().any(|l| l.contains("cli-token")),
+        "the token is not printed: {lines:?}"
+    );
+    let base = lines
+        .iter()
+        .find_map(|l| l.trim_start().strip_prefix("HTTP"))
+        .and_then(|l| l.split_whitespace().next())
+        .and_then(|u| u.strip_suffix("/api"))
+        .expect("http://ADDR/api")
+        .to_string();
+    let client = http();
+    let (s, j) = get(&client, &format!("{base}/api/clients")).await.unwrap();
+    assert_eq!((s, j["error"].as_str()), (401, Some("unauthorized")), "{j}");
+    assert!(j["reason"].as_str().unwrap().contains("--api-token"), "{j}");
+    let (s, _) = get_as(&client, &format!("{base}/api/clients"), Some("wrong"))
+        .await
+        .unwrap();
+    assert_eq!(s, 401);
+    let (s, j) = get_as(
+        &client,
+        &format!("{base}/api/clients"),
+        Some("0123456789abcdef-cli-token"),
+    )
+    .await
+    .unwrap();
+    assert_eq!((s, j["total"].as_u64()), (200, Some(0)), "{j}");
+    let (s, health) = get(&client, &format!("{base}/api/health")).await.unwrap();
+    assert_eq!((s, health["auth"].as_bool()), (200, Some(true)));
+    drop(srv);
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -7,96 +7,48 @@
 //! Every wait is for a line or an answer (bounded by a guard), never a sleep.
 
 use std::net::SocketAddr;
+use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
 
 use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
 use hyper::{Method, Request};
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::client::legacy::Client as HttpClient;
-use hyper_util::rt::TokioExecutor;
 use lwm2m_coap::{Code, Delivery, EndpointConfig, Incoming, Message, MessageType, UdpEndpoint};
+use lwm2m_testkit::http::Http;
+use lwm2m_testkit::proc::{http_base, startup_line, Proc};
+use lwm2m_testkit::scratch::Scratch;
 use serde_json::{json, Value as Json};
-use tokio::io::{AsyncBufReadExt, BufReader, Lines};
-use tokio::process::{Child, ChildStdout, Command};
+use tokio::process::Command;
 
 const GUARD: Duration = Duration::from_secs(30);
 
-type Http = HttpClient<HttpConnector, Full<Bytes>>;
-
-struct Running {
-    child: Child,
-    stdout: Lines<BufReader<ChildStdout>>,
+/// Starts the server and waits for its ready line; returns it with the HTTP base URL and the data line.
+async fn start(coap: SocketAddr, data: &Path) -> (Proc, String, String) {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_lwm2m"));
+    cmd.arg("server")
+        .args(["--coap-addr", &coap.to_string(), "--coaps-addr", "off"])
+        .args(["--http-addr", "127.0.0.1:0", "--log", "warn"])
+        .arg("--data-dir")
+        .arg(data)
+        .stdin(Stdio::null())
+        .stderr(Stdio::inherit());
+    let mut srv = Proc::spawn(cmd, GUARD);
+    let lines = srv.lines_before("ready").await;
+    let (base, data_line) = (http_base(&lines), startup_line(&lines, "data"));
+    (srv, base, data_line)
 }
 
-impl Running {
-    /// Starts the server and waits for its ready line; returns it with the HTTP base URL and the data line.
-    async fn start(coap: SocketAddr, data: &std::path::Path) -> (Running, String, String) {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_lwm2m"))
-            .arg("server")
-            .args(["--coap-addr", &coap.to_string(), "--coaps-addr", "off"])
-            .args(["--http-addr", "127.0.0.1:0", "--log", "warn"])
-            .arg("--data-dir")
-            .arg(data)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("the lwm2m binary starts");
-        let mut stdout = BufReader::new(child.stdout.take().unwrap()).lines();
-        let mut lines = Vec::new();
-        loop {
-            let l = tokio::time::timeout(GUARD, stdout.next_line())
-                .await
-                .expect("no output in time")
-                .unwrap()
-                .expect("stdout closed before ready");
-            if l.starts_with("ready") {
-                break;
-            }
-            lines.push(l);
-        }
-        let find = |prefix: &str| {
-            lines
-                .iter()
-                .find(|l| l.trim_start().starts_with(prefix))
-                .unwrap_or_else(|| panic!("no {prefix} line in {lines:?}"))
-                .clone()
-        };
-        let base = find("HTTP")
-            .split_whitespace()
-            .nth(1)
-            .and_then(|u| u.strip_suffix("/api"))
-            .expect("http://ADDR/api")
-            .to_string();
-        (Running { child, stdout }, base, find("data"))
-    }
-
-    /// SIGKILL: no clean shutdown, nothing flushed on the way out.
-    async fn kill(mut self) {
-        self.child.start_kill().expect("kill");
-        let status = tokio::time::timeout(GUARD, self.child.wait()).await.unwrap().unwrap();
-        assert!(!status.success(), "killed: {status}");
-        drop(self.stdout);
-    }
+/// SIGKILL: no clean shutdown, nothing flushed on the way out.
+async fn kill(mut srv: Proc) {
+    srv.child.start_kill().expect("kill");
+    let status = tokio::time::timeout(GUARD, srv.child.wait()).await.unwrap().unwrap();
+    assert!(!status.success(), "killed: {status}");
 }
 
 async fn call(client: &Http, method: Method, url: &str, body: Option<Json>) -> (u16, Json) {
-    let req = Request::builder()
-        .method(method)
-        .uri(url)
-        .header("content-type", "application/json")
-        .body(Full::new(Bytes::from(body.map(|b| b.to_string()).unwrap_or_default())))
-        .unwrap();
-    let resp = tokio::time::timeout(GUARD, client.request(req))
-        .await
-        .expect("no HTTP answer in time")
-        .expect("HTTP request");
-    let status = resp.status().as_u16();
-    let body = resp.into_body().collect().await.unwrap().to_bytes();
-    (status, serde_json::from_slice(&body).unwrap_or(Json::Null))
+    let body = body.map(|b| b.to_string()).unwrap_or_default();
+    lwm2m_testkit::http::call(client, method, url, &body, GUARD).await
 }
 
 /// A port that was free a moment ago (bound and released), used for both runs of the server.
@@ -107,13 +59,12 @@ fn free_udp_port() -> SocketAddr {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn registrations_and_credentials_survive_a_crash() {
-    let dir = std::env::temp_dir().join(format!("lwm2m-server-restart-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    let data = dir.join("data");
+    let dir = Scratch::new("server-restart");
+    let data = dir.path("data");
     let coap = free_udp_port();
-    let http: Http = HttpClient::builder(TokioExecutor::new()).build_http();
+    let http = lwm2m_testkit::http::client();
 
-    let (srv, base, data_line) = Running::start(coap, &data).await;
+    let (srv, base, data_line) = start(coap, &data).await;
     assert!(
         data_line.contains("server.redb") && data_line.contains("0 registrations and 0 credentials"),
         "{data_line}"
@@ -140,9 +91,9 @@ async fn registrations_and_credentials_survive_a_crash() {
     let (s, before) = call(&http, Method::GET, &format!("{base}/api/clients/dev-r"), None).await;
     assert_eq!(s, 200, "{before}");
 
-    srv.kill().await;
+    kill(srv).await;
 
-    let (srv, base, data_line) = Running::start(coap, &data).await;
+    let (srv, base, data_line) = start(coap, &data).await;
     assert!(data_line.contains("1 registrations and 1 credentials"), "{data_line}");
     let (s, after) = call(&http, Method::GET, &format!("{base}/api/clients/dev-r"), None).await;
     assert_eq!(s, 200, "{after}");
@@ -183,8 +134,7 @@ async fn registrations_and_credentials_survive_a_crash() {
     let (s, after) = call(&http, Method::GET, &format!("{base}/api/clients/dev-r"), None).await;
     assert_eq!((s, &after["lifetime_s"]), (200, &json!(600)), "{after}");
 
-    srv.kill().await;
-    let _ = std::fs::remove_dir_all(&dir);
+    kill(srv).await;
 }
 
 /// Reads SSE frames from `body` until a `notification` event arrives; returns its JSON.
@@ -214,13 +164,12 @@ async fn next_notification(body: &mut hyper::body::Incoming) -> Json {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn observations_survive_a_crash_and_keep_delivering() {
-    let dir = std::env::temp_dir().join(format!("lwm2m-server-restart-obs-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    let data = dir.join("data");
+    let dir = Scratch::new("server-restart-obs");
+    let data = dir.path("data");
     let coap = free_udp_port();
-    let http: Http = HttpClient::builder(TokioExecutor::new()).build_http();
+    let http = lwm2m_testkit::http::client();
 
-    let (srv, base, _) = Running::start(coap, &data).await;
+    let (srv, base, _) = start(coap, &data).await;
     let (device, mut incoming) = UdpEndpoint::bind("127.0.0.1:0".parse().unwrap(), EndpointConfig::default())
         .await
         .unwrap();
@@ -259,9 +208,9 @@ async fn observations_survive_a_crash_and_keep_delivering() {
     let observation = r["observation"].clone();
     assert!(observation.is_u64(), "{r}");
 
-    srv.kill().await;
+    kill(srv).await;
 
-    let (srv, base, _) = Running::start(coap, &data).await;
+    let (srv, base, _) = start(coap, &data).await;
     let (s, list) = call(
         &http,
         Method::GET,
@@ -302,6 +251,5 @@ async fn observations_survive_a_crash_and_keep_delivering() {
     assert!(ev.to_string().contains("75"), "{ev}");
 
     drop(body);
-    srv.kill().await;
-    let _ = std::fs::remove_dir_all(&dir);
+    kill(srv).await;
 }

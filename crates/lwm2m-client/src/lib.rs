@@ -11,7 +11,9 @@
 //! - [`dm`]: the DM&SE and Bootstrap operation dispatcher ([`dm::DataModel`]) with Access Control, attribute
 //!   storage, server accounts and the factory configuration.
 //! - [`runtime`]: the tokio runtime ([`runtime::Client::start`]): CoAP endpoints per server, registration,
-//!   DM&SE and bootstrap requests, observe/notify, Send, queue mode, firmware pull download, coaps:// with PSK.
+//!   DM&SE and bootstrap requests, observe/notify, Send, queue mode, firmware pull download, coaps:// (PSK, X.509,
+//!   RPK; `/0/x/16` cipher suites), the `/0/x/12` Bootstrap-Server account purge, and (opt-in,
+//!   [`runtime::RebootPolicy`]) restarts on Reboot and Factory Reset.
 #![forbid(unsafe_code)]
 
 pub mod dm;

@@ -5,7 +5,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{lwm2m_server, standard_answer, until, Rule, Server, Silent};
+use common::{lwm2m_server, register_failure, standard_answer, until, Rule, Server, Silent};
 use lwm2m_client::dm::{BootstrapConfig, Credentials, FactoryConfig, ServerConfig};
 use lwm2m_client::objects::firmware::{FirmwareConfig, FirmwareUpdate};
 use lwm2m_client::objects::security::SecurityInstance;
@@ -14,6 +14,7 @@ use lwm2m_client::runtime::{Client, ClientConfig, ClientEvent};
 use lwm2m_coap::{Code, EndpointConfig, Message};
 use lwm2m_core::format;
 use lwm2m_core::{ContentFormat, ModelRegistry, Node, Path, Value};
+use lwm2m_testkit::client::bootstrap_only;
 use tokio::time::Instant;
 
 fn p(s: &str) -> Path {
@@ -45,14 +46,8 @@ async fn bootstrap_request_trigger_moves_the_client_to_a_new_server() {
     let mut dm2 = Server::start(lwm2m_server()).await;
     let cfg = FactoryConfig {
         servers: vec![server(1, &dm1.uri(), 300)],
-        bootstrap: Some(BootstrapConfig {
-            uri: bs.uri(),
-            credentials: Credentials::NoSec,
-            hold_off_s: Some(0),
-            account_timeout_s: None,
-        }),
         temperature: Some(vec![(0, 20.0)]),
-        ..FactoryConfig::default()
+        ..bootstrap_only(&bs.uri(), Credentials::NoSec)
     };
     let (client, mut events) = Client::start(cfg.build().unwrap(), ClientConfig::new("dev-bs")).unwrap();
     let reg = dm1.next().await;
@@ -430,22 +425,10 @@ async fn a_wrong_psk_counts_as_a_failed_attempt() {
     .build()
     .unwrap();
     let (client, mut events) = Client::start(dm, ClientConfig::new("dev-psk")).unwrap();
-    let reason = until(&mut events, |e| match e {
-        ClientEvent::RequestFailed {
-            request: "Register",
-            reason,
-            ..
-        } => Some(reason.clone()),
-        _ => None,
-    })
-    .await;
+    let reason = register_failure(&mut events).await;
     assert!(
         reason.contains("HandshakeFailed") || reason.contains("Timeout"),
         "{reason}"
     );
-    until(&mut events, |e| {
-        (*e == ClientEvent::RegistrationFailed { ssid: 1 }).then_some(())
-    })
-    .await;
     client.shutdown().await;
 }

@@ -1,7 +1,8 @@
-"""A small aiocoap server used as a real peer by tests/interop_aiocoap.rs.
+"""A small aiocoap server used as a real peer by tests/interop_aiocoap.rs (and its observer by
+crates/lwm2m-dtls/tests/coaps_interop.rs, over DTLS).
 
 Usage: python3 aiocoap_peer.py serve HOST PORT
-       python3 aiocoap_peer.py observe URI COUNT
+       python3 aiocoap_peer.py observe URI COUNT [CREDENTIALS_JSON]
 
 "serve" runs a server with these resources:
 
@@ -16,10 +17,12 @@ and prints "ready" on stdout once the socket is bound.
 
 "observe" registers an observation with the aiocoap library, prints the payload of the first response and of
 COUNT notifications, one per line, then cancels and exits (aiocoap-client 0.4.17 does not print
-notifications: chrysn/aiocoap#395).
+notifications: chrysn/aiocoap#395). With CREDENTIALS_JSON, the client credentials (e.g. a DTLS PSK) are
+loaded from that file first.
 """
 
 import asyncio
+import json
 import sys
 
 import aiocoap
@@ -98,8 +101,11 @@ class Upload(resource.Resource):
         return aiocoap.Message(code=Code.CHANGED, payload=b"%d %d" % (len(request.payload), checksum(request.payload)))
 
 
-async def observe(uri, count):
+async def observe(uri, count, creds=None):
     ctx = await aiocoap.Context.create_client_context()
+    if creds is not None:
+        with open(creds) as f:
+            ctx.client_credentials.load_from_dict(json.load(f))
     req = ctx.request(aiocoap.Message(code=Code.GET, uri=uri, observe=0))
     first = await req.response
     print(first.payload.decode(), flush=True)
@@ -129,6 +135,6 @@ if __name__ == "__main__":
     if sys.argv[1] == "serve":
         asyncio.run(serve(sys.argv[2], int(sys.argv[3])))
     elif sys.argv[1] == "observe":
-        asyncio.run(observe(sys.argv[2], int(sys.argv[3])))
+        asyncio.run(observe(sys.argv[2], int(sys.argv[3]), sys.argv[4] if len(sys.argv) > 4 else None))
     else:
-        sys.exit("usage: aiocoap_peer.py serve HOST PORT | observe URI COUNT")
+        sys.exit("usage: aiocoap_peer.py serve HOST PORT | observe URI COUNT [CREDENTIALS_JSON]")

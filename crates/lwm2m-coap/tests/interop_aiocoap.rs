@@ -12,9 +12,8 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
 use interop_common::*;
-use lwm2m_coap::{Code, Delivery, Message, MessageType, UdpEndpoint, UdpHandle};
+use lwm2m_coap::{Code, Delivery, Message, MessageType, UdpEndpoint};
 use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::Child;
 
 const HINT: &str = "python3 -m pip install aiocoap";
 
@@ -66,7 +65,7 @@ fn summary(log: &[Logged]) -> Vec<(Code, String, usize)> {
 #[tokio::test]
 async fn aiocoap_client_methods_against_our_server() {
     let Some(bin) = client_bin().await else { return };
-    let mut server = TestServer::start(localhost4(), fast_config()).await;
+    let mut server = test_server(localhost4(), fast_config()).await;
     let at = |p: &str| uri(server.addr(), p);
 
     let out = aiocoap_client(&bin, &[], &at("/hello")).await;
@@ -96,20 +95,7 @@ async fn aiocoap_client_methods_against_our_server() {
 
     let log = server.drain_log();
     let seen: Vec<(Code, &str)> = log.iter().map(|l| (l.code, l.path.as_str())).collect();
-    assert_eq!(
-        seen,
-        vec![
-            (Code::GET, "/hello"),
-            (Code::PUT, "/store/a"),
-            (Code::POST, "/store/a"),
-            (Code::GET, "/store/a"),
-            (Code::FETCH, "/hello"),
-            (Code::DELETE, "/store/a"),
-            (Code::GET, "/store/a"),
-            (Code::GET, "/slow"),
-            (Code::GET, "/hello"),
-        ]
-    );
+    assert_eq!(seen, METHODS_SEEN);
     assert_eq!(log[8].mtype, MessageType::Non);
     assert_eq!(server.handle.stats().malformed, 0);
 }
@@ -121,7 +107,7 @@ async fn aiocoap_client_against_our_server_on_ipv6() {
         eprintln!("SKIPPED: ::1 not available");
         return;
     }
-    let mut server = TestServer::start(localhost6(), fast_config()).await;
+    let mut server = test_server(localhost6(), fast_config()).await;
     let out = aiocoap_client(&bin, &[], &uri(server.addr(), "/hello")).await;
     assert_eq!(text(&out), "Hello from lwm2m-coap", "{out:?}");
     assert!(server.drain_log().iter().all(|l| l.peer.is_ipv6()));
@@ -130,10 +116,10 @@ async fn aiocoap_client_against_our_server_on_ipv6() {
 #[tokio::test]
 async fn aiocoap_observes_our_resource() {
     let Some(py) = python().await else { return };
-    let mut server = TestServer::start(localhost4(), fast_config()).await;
+    let mut server = test_server(localhost4(), fast_config()).await;
     let mut c = command(&py);
     c.arg(peer_script()).args(["observe", &uri(server.addr(), "/obs"), "3"]);
-    let (out, outcomes) = tokio::join!(run(c), server.notifications(3));
+    let (out, outcomes) = tokio::join!(run(c), server.notifications(3, STEP));
     assert_eq!(
         outcomes,
         vec![Ok(Delivery::Acknowledged); 3],
@@ -146,7 +132,7 @@ async fn aiocoap_observes_our_resource() {
 #[tokio::test]
 async fn aiocoap_client_blockwise_get_from_our_server() {
     let Some(bin) = client_bin().await else { return };
-    let mut server = TestServer::start(localhost4(), fast_config()).await;
+    let mut server = test_server(localhost4(), fast_config()).await;
     let out = aiocoap_client(&bin, &[], &uri(server.addr(), "/large")).await;
     assert!(
         out.stdout == large_body(),
@@ -162,7 +148,7 @@ async fn aiocoap_client_blockwise_get_from_our_server() {
 #[tokio::test]
 async fn aiocoap_client_blockwise_put_to_our_server() {
     let Some(bin) = client_bin().await else { return };
-    let mut server = TestServer::start(localhost4(), fast_config()).await;
+    let mut server = test_server(localhost4(), fast_config()).await;
     let body = upload_body(3000);
     let file = std::env::temp_dir().join(format!("lwm2m-coap-aiocoap-upload-{}.bin", std::process::id()));
     std::fs::write(&file, &body).unwrap();
@@ -185,53 +171,34 @@ async fn aiocoap_client_blockwise_put_to_our_server() {
 
 // ------------------------------------------------------------------------------------------ our client, their server
 
-/// `aiocoap_peer.py serve` (killed on drop) and our client endpoint.
-struct AiocoapServer {
-    _child: Child,
-    addr: SocketAddr,
-    client: UdpHandle,
-}
-
-impl AiocoapServer {
-    async fn start(py: &Path, ip: IpAddr) -> AiocoapServer {
-        let port = free_udp_port(ip);
-        let mut cmd = command(py);
-        cmd.arg(peer_script())
-            .args(["serve", &ip.to_string(), &port.to_string()])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null());
-        let mut child = spawn(cmd);
-        let out = child.stdout.take().expect("piped stdout");
-        let mut lines = BufReader::new(out).lines();
-        let line = tokio::time::timeout(STEP, lines.next_line())
-            .await
-            .expect("aiocoap server start in time");
-        assert_eq!(
-            line.ok().flatten().as_deref(),
-            Some("ready"),
-            "aiocoap server did not start"
-        );
-        let addr = SocketAddr::new(ip, port);
-        let (client, _incoming) = UdpEndpoint::bind(SocketAddr::new(ip, 0), fast_config()).await.unwrap();
-        AiocoapServer {
-            _child: child,
-            addr,
-            client,
-        }
-    }
-
-    async fn request(&self, m: Message) -> Message {
-        tokio::time::timeout(STEP, self.client.request(self.addr, m))
-            .await
-            .expect("response in time")
-            .expect("response")
-    }
+/// `aiocoap_peer.py serve` (killed on drop) on `ip`, and our client endpoint.
+async fn aiocoap_server(py: &Path, ip: IpAddr) -> PeerServer {
+    let port = free_udp_port(ip);
+    let mut cmd = command(py);
+    cmd.arg(peer_script())
+        .args(["serve", &ip.to_string(), &port.to_string()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
+    let mut child = spawn(cmd);
+    let out = child.stdout.take().expect("piped stdout");
+    let mut lines = BufReader::new(out).lines();
+    let line = tokio::time::timeout(STEP, lines.next_line())
+        .await
+        .expect("aiocoap server start in time");
+    assert_eq!(
+        line.ok().flatten().as_deref(),
+        Some("ready"),
+        "aiocoap server did not start"
+    );
+    let addr = SocketAddr::new(ip, port);
+    let (client, _incoming) = UdpEndpoint::bind(SocketAddr::new(ip, 0), fast_config()).await.unwrap();
+    PeerServer::new(child, addr, client)
 }
 
 #[tokio::test]
 async fn our_client_methods_against_aiocoap_server() {
     let Some(py) = python().await else { return };
-    let s = AiocoapServer::start(&py, localhost4()).await;
+    let s = aiocoap_server(&py, localhost4()).await;
 
     let r = s.request(Message::request(Code::GET, "/hello")).await;
     assert_eq!(
@@ -278,7 +245,7 @@ async fn our_client_against_aiocoap_server_on_ipv6() {
         eprintln!("SKIPPED: ::1 not available");
         return;
     }
-    let s = AiocoapServer::start(&py, localhost6()).await;
+    let s = aiocoap_server(&py, localhost6()).await;
     let r = s
         .request(Message::request(Code::PUT, "/store").with_payload("six"))
         .await;
@@ -290,7 +257,7 @@ async fn our_client_against_aiocoap_server_on_ipv6() {
 #[tokio::test]
 async fn our_client_observes_aiocoap_resource() {
     let Some(py) = python().await else { return };
-    let s = AiocoapServer::start(&py, localhost4()).await;
+    let s = aiocoap_server(&py, localhost4()).await;
     let (first, mut obs) = tokio::time::timeout(STEP, s.client.observe(s.addr, Message::request(Code::GET, "/obs")))
         .await
         .unwrap()
@@ -314,7 +281,7 @@ async fn our_client_observes_aiocoap_resource() {
 #[tokio::test]
 async fn our_client_blockwise_get_from_aiocoap_server() {
     let Some(py) = python().await else { return };
-    let s = AiocoapServer::start(&py, localhost4()).await;
+    let s = aiocoap_server(&py, localhost4()).await;
     let r = s.request(Message::request(Code::GET, "/large")).await;
     assert_eq!(r.code, Code::CONTENT);
     let want: Vec<u8> = b"0123456789".repeat(300);
@@ -329,7 +296,7 @@ async fn our_client_blockwise_get_from_aiocoap_server() {
 #[tokio::test]
 async fn our_client_blockwise_put_to_aiocoap_server() {
     let Some(py) = python().await else { return };
-    let s = AiocoapServer::start(&py, localhost4()).await;
+    let s = aiocoap_server(&py, localhost4()).await;
     let body = upload_body(4000);
     let sum = body.iter().enumerate().fold(0u32, |acc, (i, b)| {
         acc.wrapping_add(((i as u32) + 1).wrapping_mul(u32::from(*b)))

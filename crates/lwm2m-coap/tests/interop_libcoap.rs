@@ -9,10 +9,13 @@ mod interop_common;
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use interop_common::*;
-use lwm2m_coap::{Code, Delivery, Message, UdpEndpoint, UdpHandle};
-use tokio::process::Child;
+use lwm2m_coap::{Code, Delivery, Message, UdpEndpoint};
+use lwm2m_testkit::peer::answers;
+use lwm2m_testkit::proc::text;
+use lwm2m_testkit::scratch::Scratch;
 
 const CLIENTS: &[&str] = &[
     "coap-client-notls",
@@ -59,18 +62,12 @@ async fn coap_client(bin: &Path, args: &[&str], uri: &str) -> std::process::Outp
     run(c).await
 }
 
-/// What coap-client printed, without the newline it adds at the end.
-fn text(out: &std::process::Output) -> String {
-    let s = stdout(out);
-    s.strip_suffix('\n').map(str::to_string).unwrap_or(s)
-}
-
 // ------------------------------------------------------------------------------------------ their client, our server
 
 #[tokio::test]
 async fn libcoap_client_methods_against_our_server() {
     let Some(bin) = client_bin().await else { return };
-    let mut server = TestServer::start(localhost4(), fast_config()).await;
+    let mut server = test_server(localhost4(), fast_config()).await;
     let at = |p: &str| uri(server.addr(), p);
 
     let out = coap_client(&bin, &[], &at("/hello")).await;
@@ -102,21 +99,7 @@ async fn libcoap_client_methods_against_our_server() {
 
     let log = server.drain_log();
     let seen: Vec<(Code, &str)> = log.iter().map(|l| (l.code, l.path.as_str())).collect();
-    assert_eq!(
-        seen,
-        vec![
-            (Code::GET, "/hello"),
-            (Code::PUT, "/store/a"),
-            (Code::POST, "/store/a"),
-            (Code::GET, "/store/a"),
-            (Code::FETCH, "/hello"),
-            (Code::DELETE, "/store/a"),
-            (Code::GET, "/store/a"),
-            (Code::GET, "/slow"),
-            (Code::GET, "/hello"),
-        ],
-        "each request reaches the application exactly once"
-    );
+    assert_eq!(seen, METHODS_SEEN, "each request reaches the application exactly once");
     assert_eq!(log[1].payload, b"first");
     assert_eq!(log[8].mtype, lwm2m_coap::MessageType::Non);
     assert_eq!(server.handle.stats().malformed, 0);
@@ -129,7 +112,7 @@ async fn libcoap_client_against_our_server_on_ipv6() {
         eprintln!("SKIPPED: ::1 not available");
         return;
     }
-    let mut server = TestServer::start(localhost6(), fast_config()).await;
+    let mut server = test_server(localhost6(), fast_config()).await;
     let out = coap_client(&bin, &["-m", "put", "-e", "v6"], &uri(server.addr(), "/store/x")).await;
     assert!(out.status.success(), "{out:?}");
     let out = coap_client(&bin, &[], &uri(server.addr(), "/store/x")).await;
@@ -140,10 +123,13 @@ async fn libcoap_client_against_our_server_on_ipv6() {
 #[tokio::test]
 async fn libcoap_client_observes_our_resource() {
     let Some(bin) = client_bin().await else { return };
-    let mut server = TestServer::start(localhost4(), fast_config()).await;
+    let mut server = test_server(localhost4(), fast_config()).await;
     // -s 2: observe for two seconds; -w: newline after each payload.
     let target = uri(server.addr(), "/obs");
-    let (out, outcomes) = tokio::join!(coap_client(&bin, &["-s", "2", "-w"], &target), server.notifications(3));
+    let (out, outcomes) = tokio::join!(
+        coap_client(&bin, &["-s", "2", "-w"], &target),
+        server.notifications(3, STEP)
+    );
     assert_eq!(
         outcomes,
         vec![Ok(Delivery::Acknowledged); 3],
@@ -158,13 +144,13 @@ async fn libcoap_client_observes_our_resource() {
 #[tokio::test]
 async fn libcoap_client_blockwise_get_from_our_server() {
     let Some(bin) = client_bin().await else { return };
-    let mut server = TestServer::start(localhost4(), fast_config()).await;
-    let dir = tempdir();
-    let file = dir.join("large.bin");
+    let mut server = test_server(localhost4(), fast_config()).await;
+    let dir = Scratch::new("coap-interop");
+    let file = dir.path("large.bin");
     let f = file.to_str().unwrap();
     let out = coap_client(&bin, &["-b", "64", "-o", f], &uri(server.addr(), "/large")).await;
     let got = std::fs::read(&file).unwrap_or_default();
-    let _ = std::fs::remove_dir_all(&dir);
+    drop(dir);
     assert!(got == large_body(), "got {} bytes, want 1500: {out:?}", got.len());
     // 1500 bytes in 64-byte blocks: 24 responses, and the application answered once.
     assert!(server.handle.stats().sent >= 24, "{:?}", server.handle.stats());
@@ -180,15 +166,13 @@ async fn libcoap_client_blockwise_get_from_our_server() {
 #[tokio::test]
 async fn libcoap_client_blockwise_put_to_our_server() {
     let Some(bin) = client_bin().await else { return };
-    let mut server = TestServer::start(localhost4(), fast_config()).await;
+    let mut server = test_server(localhost4(), fast_config()).await;
     let body = upload_body(3000);
-    let dir = tempdir();
-    let file = dir.join("upload.bin");
-    std::fs::write(&file, &body).unwrap();
-    let f = file.to_str().unwrap();
+    let dir = Scratch::new("coap-interop");
+    let f = dir.write("upload.bin", &body);
     let out = coap_client(
         &bin,
-        &["-m", "put", "-b", "64", "-f", f],
+        &["-m", "put", "-b", "64", "-f", &f],
         &uri(server.addr(), "/upload"),
     )
     .await;
@@ -203,71 +187,31 @@ async fn libcoap_client_blockwise_put_to_our_server() {
     );
     assert!(log[0].payload == body, "reassembled {} bytes", log[0].payload.len());
     assert!(server.handle.stats().received >= 47, "3000 bytes in 64-byte blocks");
-    let _ = std::fs::remove_dir_all(dir);
-}
-
-fn tempdir() -> PathBuf {
-    let d = std::env::temp_dir().join(format!("lwm2m-coap-interop-{}-{}", std::process::id(), rand_suffix()));
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
-
-fn rand_suffix() -> u64 {
-    use std::hash::{BuildHasher, Hasher};
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u64(0);
-    h.finish()
 }
 
 // ------------------------------------------------------------------------------------------ our client, their server
 
-/// A running coap-server (killed on drop) and our client endpoint.
-struct LibcoapServer {
-    _child: Child,
-    addr: SocketAddr,
-    client: UdpHandle,
-}
-
-impl LibcoapServer {
-    async fn start(bin: &Path, ip: IpAddr) -> LibcoapServer {
-        let port = free_udp_port(ip);
-        let mut cmd = command(bin);
-        // -d 10: allow up to 10 resources created by PUT.
-        cmd.args(["-A", &ip.to_string(), "-p", &port.to_string(), "-d", "10"])
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null());
-        let child = spawn(cmd);
-        let addr = SocketAddr::new(ip, port);
-        let (client, _incoming) = UdpEndpoint::bind(SocketAddr::new(ip, 0), fast_config()).await.unwrap();
-        // Ready when it answers; the request's own retransmissions cover the start-up (bounded attempts).
-        let mut ready = false;
-        for _ in 0..10 {
-            let probe = client.request(addr, Message::request(Code::GET, "/.well-known/core"));
-            if let Ok(Ok(_)) = tokio::time::timeout(std::time::Duration::from_secs(2), probe).await {
-                ready = true;
-                break;
-            }
-        }
-        assert!(ready, "coap-server did not answer on {addr}");
-        LibcoapServer {
-            _child: child,
-            addr,
-            client,
-        }
-    }
-
-    async fn request(&self, m: Message) -> Message {
-        tokio::time::timeout(STEP, self.client.request(self.addr, m))
-            .await
-            .expect("response in time")
-            .expect("response")
-    }
+/// A running coap-server (killed on drop) on `ip`, and our client endpoint.
+async fn libcoap_server(bin: &Path, ip: IpAddr) -> PeerServer {
+    let port = free_udp_port(ip);
+    let mut cmd = command(bin);
+    // -d 10: allow up to 10 resources created by PUT.
+    cmd.args(["-A", &ip.to_string(), "-p", &port.to_string(), "-d", "10"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    let child = spawn(cmd);
+    let addr = SocketAddr::new(ip, port);
+    let (client, _incoming) = UdpEndpoint::bind(SocketAddr::new(ip, 0), fast_config()).await.unwrap();
+    // Ready when it answers; the request's own retransmissions cover the start-up (bounded attempts).
+    let ready = answers(&client, addr, 10, Duration::from_secs(2)).await;
+    assert!(ready, "coap-server did not answer on {addr}");
+    PeerServer::new(child, addr, client)
 }
 
 #[tokio::test]
 async fn our_client_methods_against_libcoap_server() {
     let Some(bin) = server_bin().await else { return };
-    let s = LibcoapServer::start(&bin, localhost4()).await;
+    let s = libcoap_server(&bin, localhost4()).await;
 
     let r = s.request(Message::request(Code::GET, "/")).await;
     assert_eq!(r.code, Code::CONTENT);
@@ -326,7 +270,7 @@ async fn our_client_against_libcoap_server_on_ipv6() {
         eprintln!("SKIPPED: ::1 not available");
         return;
     }
-    let s = LibcoapServer::start(&bin, localhost6()).await;
+    let s = libcoap_server(&bin, localhost6()).await;
     let r = s.request(Message::request(Code::PUT, "/v6").with_payload("six")).await;
     assert_eq!(r.code, Code::CREATED);
     let r = s.request(Message::request(Code::GET, "/v6")).await;
@@ -336,7 +280,7 @@ async fn our_client_against_libcoap_server_on_ipv6() {
 #[tokio::test]
 async fn our_client_observes_libcoap_time() {
     let Some(bin) = server_bin().await else { return };
-    let s = LibcoapServer::start(&bin, localhost4()).await;
+    let s = libcoap_server(&bin, localhost4()).await;
     let (first, mut obs) = tokio::time::timeout(STEP, s.client.observe(s.addr, Message::request(Code::GET, "/time")))
         .await
         .unwrap()
@@ -364,7 +308,7 @@ async fn our_client_observes_libcoap_time() {
 #[tokio::test]
 async fn our_client_cancels_libcoap_observation_reactively() {
     let Some(bin) = server_bin().await else { return };
-    let s = LibcoapServer::start(&bin, localhost4()).await;
+    let s = libcoap_server(&bin, localhost4()).await;
     let (_, obs) = tokio::time::timeout(STEP, s.client.observe(s.addr, Message::request(Code::GET, "/time")))
         .await
         .unwrap()
@@ -386,7 +330,7 @@ async fn our_client_cancels_libcoap_observation_reactively() {
 #[tokio::test]
 async fn our_client_blockwise_get_from_libcoap_server() {
     let Some(bin) = server_bin().await else { return };
-    let s = LibcoapServer::start(&bin, localhost4()).await;
+    let s = libcoap_server(&bin, localhost4()).await;
     // libcoap's /example_data is 1500 bytes, served as Block2 with 1024-byte blocks unless asked otherwise.
     let r = s.request(Message::request(Code::GET, "/example_data")).await;
     assert_eq!(r.code, Code::CONTENT);
@@ -397,7 +341,7 @@ async fn our_client_blockwise_get_from_libcoap_server() {
 #[tokio::test]
 async fn our_client_blockwise_put_to_libcoap_server() {
     let Some(bin) = server_bin().await else { return };
-    let s = LibcoapServer::start(&bin, localhost4()).await;
+    let s = libcoap_server(&bin, localhost4()).await;
     let body = upload_body(4000);
     let r = s
         .request(Message::request(Code::PUT, "/big").with_payload(body.clone()))

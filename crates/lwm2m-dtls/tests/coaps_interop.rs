@@ -11,7 +11,6 @@
 //! tests also read the suite from the session). A test skips (passes, printing a `SKIPPED:` line) only when its
 //! peer program or Python module is missing. Every wait is bounded; peers are killed when dropped.
 
-use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::{Output, Stdio};
@@ -20,11 +19,14 @@ use std::time::Duration;
 
 use lwm2m_coap::message::Block;
 use lwm2m_coap::{
-    Code, Delivery, EndpointConfig, Incoming, Message, MessageType, PeerIdentity, RequestError, SecurityEvent,
-    UdpEndpoint, UdpHandle,
+    Code, Delivery, EndpointConfig, Incoming, Message, PeerIdentity, RequestError, SecurityEvent, UdpEndpoint,
+    UdpHandle,
 };
 use lwm2m_dtls::coap_layer::{DtlsClientLayer, DtlsServerLayer};
 use lwm2m_dtls::{CipherOptions, ClientConfig, DtlsServer, MemoryCredentialStore, ServerConfig, ServerStats, Timing};
+use lwm2m_testkit::peer::{answers, large_body, upload_body, TestPeer};
+use lwm2m_testkit::proc::{command, find_binary, stdout, text};
+use lwm2m_testkit::scratch::Scratch;
 use tokio::process::{Child, Command};
 use tokio::sync::mpsc;
 
@@ -46,49 +48,18 @@ fn localhost() -> IpAddr {
     IpAddr::from([127, 0, 0, 1])
 }
 
-fn find_binary(name: &str) -> Option<PathBuf> {
-    use std::os::unix::fs::PermissionsExt;
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
-        .map(|d| d.join(name))
-        .find(|p| std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0))
-}
-
 /// The binary, or a SKIPPED line.
 fn require(name: &str, hint: &str) -> Option<PathBuf> {
-    let found = find_binary(name);
-    match &found {
-        Some(p) => println!("peer: {}", p.display()),
-        None => eprintln!("SKIPPED: {name} is not installed ({hint})"),
+    let found = lwm2m_testkit::proc::require(&[name], hint);
+    if let Some(p) = &found {
+        println!("peer: {}", p.display());
     }
     found
 }
 
-/// A command whose child dies with the test.
-fn command(program: &Path) -> Command {
-    let mut c = Command::new(program);
-    c.kill_on_drop(true).stdin(Stdio::null());
-    c
-}
-
 /// Run to completion within [`STEP`].
-async fn run(mut cmd: Command) -> Output {
-    cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
-    let child = cmd.spawn().expect("spawn peer");
-    tokio::time::timeout(STEP, child.wait_with_output())
-        .await
-        .expect("peer did not finish in time")
-        .expect("peer output")
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-/// stdout without the final newline libcoap adds.
-fn text(o: &Output) -> String {
-    let s = stdout(o);
-    s.strip_suffix('\n').map(str::to_string).unwrap_or(s)
+async fn run(cmd: Command) -> Output {
+    lwm2m_testkit::proc::run(cmd, STEP).await
 }
 
 /// A UDP port `p` with `p + 1` free too (libcoap's coap-server listens for DTLS on PORT+1).
@@ -101,42 +72,6 @@ fn free_port_pair() -> u16 {
         }
     }
     panic!("no free pair of UDP ports");
-}
-
-fn large_body() -> Vec<u8> {
-    (0..1500u32).map(|i| b'a' + (i % 26) as u8).collect()
-}
-
-fn upload_body(len: usize) -> Vec<u8> {
-    (0..len).map(|i| b'A' + ((i * 7 + i / 26) % 26) as u8).collect()
-}
-
-/// A fresh directory under the temp dir, removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(tag: &str) -> TempDir {
-        use std::hash::{BuildHasher, Hasher};
-        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-        h.write_u64(0);
-        let d = std::env::temp_dir().join(format!("lwm2m-coaps-{tag}-{}-{:x}", std::process::id(), h.finish()));
-        std::fs::create_dir_all(&d).expect("temp dir");
-        TempDir(d)
-    }
-    fn file(&self, name: &str, contents: &[u8]) -> String {
-        let p = self.0.join(name);
-        std::fs::write(&p, contents).expect("write temp file");
-        p.to_str().expect("utf-8 path").to_string()
-    }
-    fn path(&self, name: &str) -> PathBuf {
-        self.0.join(name)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
 }
 
 /// Quick CoAP retransmission for loopback.
@@ -183,67 +118,68 @@ struct Logged {
     cipher: Option<String>,
 }
 
-/// Our CoAPs server (PSK identity [`ID`] with [`KEY`], CCM_8 only) with these resources:
-/// `/hello` GET; `/whoami` GET (the peer's PSK identity); `/large` GET (1500 bytes); `/store/..` PUT/GET;
-/// `/upload` PUT (answers the received length); `/obs` GET with Observe (n0, then CON notifications n1..n3).
-struct CoapsServer {
-    handle: UdpHandle,
-    log: mpsc::UnboundedReceiver<Logged>,
-    notified: mpsc::UnboundedReceiver<Result<Delivery, RequestError>>,
-    security: mpsc::UnboundedReceiver<SecurityEvent>,
-    task: tokio::task::JoinHandle<()>,
-}
+/// Our CoAPs server (PSK identity [`ID`] with [`KEY`], CCM_8 only) with the resources of [`TestPeer`]: `/hello`
+/// GET ("Hello from lwm2m-coaps"); `/whoami` GET (the peer's PSK identity); `/large` GET (1500 bytes);
+/// `/store/..` PUT/GET; `/upload` PUT (answers the received length); `/obs` GET with Observe (n0, then CON
+/// notifications n1..n3).
+type CoapsServer = TestPeer<Logged>;
 
-impl Drop for CoapsServer {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
-
-impl CoapsServer {
-    async fn start() -> CoapsServer {
-        let store = MemoryCredentialStore::new();
-        store.add_psk(ID, KEY.as_bytes().to_vec());
-        let config = ServerConfig {
-            ciphers: CipherOptions::CCM8_ONLY,
-            timing: timing(),
-            ..ServerConfig::default()
+async fn coaps_server() -> CoapsServer {
+    let store = MemoryCredentialStore::new();
+    store.add_psk(ID, KEY.as_bytes().to_vec());
+    let config = ServerConfig {
+        ciphers: CipherOptions::CCM8_ONLY,
+        timing: timing(),
+        ..ServerConfig::default()
+    };
+    let dtls = DtlsServer::new(config, Arc::new(store)).expect("DTLS server");
+    let (handle, incoming) = UdpEndpoint::bind_secure(
+        SocketAddr::new(localhost(), 0),
+        coap_config(),
+        DtlsServerLayer::new(dtls),
+    )
+    .await
+    .expect("bind");
+    TestPeer::serve(handle, incoming, "Hello from lwm2m-coaps", |handle, r| {
+        let (handle, peer) = (handle.clone(), r.peer);
+        let request = &r.request;
+        let logged = Logged {
+            peer,
+            identity: r.identity.clone(),
+            code: request.code,
+            path: request.uri_path_string(),
+            payload: request.payload.clone(),
+            observe: request.observe(),
+            block2: request.block2(),
+            cipher: None,
         };
-        let dtls = DtlsServer::new(config, Arc::new(store)).expect("DTLS server");
-        let (handle, incoming) = UdpEndpoint::bind_secure(
-            SocketAddr::new(localhost(), 0),
-            coap_config(),
-            DtlsServerLayer::new(dtls),
-        )
-        .await
-        .expect("bind");
-        let (log_tx, log) = mpsc::unbounded_channel();
-        let (note_tx, notified) = mpsc::unbounded_channel();
-        let (sec_tx, security) = mpsc::unbounded_channel();
-        let task = tokio::spawn(serve(handle.clone(), incoming, log_tx, note_tx, sec_tx));
-        CoapsServer {
-            handle,
-            log,
-            notified,
-            security,
-            task,
+        async move {
+            let cipher = handle
+                .with_security(move |l: &mut DtlsServerLayer, _| {
+                    l.server()
+                        .session(&peer)
+                        .and_then(|s| s.cipher_name())
+                        .map(str::to_string)
+                })
+                .await
+                .ok()
+                .flatten();
+            Logged { cipher, ..logged }
         }
-    }
+    })
+}
 
-    fn addr(&self) -> SocketAddr {
-        self.handle.local_addr()
-    }
+/// What a test asks of [`CoapsServer`] beyond the test application.
+trait Coaps {
+    /// `coaps://127.0.0.1:PORT/path`.
+    fn uri(&self, path: &str) -> String;
+    /// The DTLS server's counters.
+    async fn dtls_stats(&self) -> ServerStats;
+}
 
+impl Coaps for CoapsServer {
     fn uri(&self, path: &str) -> String {
         format!("coaps://127.0.0.1:{}{path}", self.addr().port())
-    }
-
-    fn drain_log(&mut self) -> Vec<Logged> {
-        std::iter::from_fn(|| self.log.try_recv().ok()).collect()
-    }
-
-    fn drain_security(&mut self) -> Vec<SecurityEvent> {
-        std::iter::from_fn(|| self.security.try_recv().ok()).collect()
     }
 
     async fn dtls_stats(&self) -> ServerStats {
@@ -255,101 +191,6 @@ impl CoapsServer {
         .await
         .expect("stats in time")
         .expect("a DTLS server layer")
-    }
-
-    async fn notifications(&mut self, n: usize) -> Vec<Result<Delivery, RequestError>> {
-        let mut v = Vec::new();
-        for _ in 0..n {
-            let r = tokio::time::timeout(STEP, self.notified.recv())
-                .await
-                .expect("notification outcome in time");
-            v.push(r.expect("server running"));
-        }
-        v
-    }
-}
-
-async fn serve(
-    handle: UdpHandle,
-    mut incoming: mpsc::Receiver<Incoming>,
-    log: mpsc::UnboundedSender<Logged>,
-    notified: mpsc::UnboundedSender<Result<Delivery, RequestError>>,
-    security: mpsc::UnboundedSender<SecurityEvent>,
-) {
-    let mut store: HashMap<String, Vec<u8>> = HashMap::new();
-    while let Some(item) = incoming.recv().await {
-        let r = match item {
-            Incoming::Request(r) => r,
-            Incoming::Security(e) => {
-                let _ = security.send(e);
-                continue;
-            }
-            _ => continue,
-        };
-        let (peer, request, responder) = (r.peer, r.request, r.responder);
-        let cipher = handle
-            .with_security(move |l: &mut DtlsServerLayer, _| {
-                l.server()
-                    .session(&peer)
-                    .and_then(|s| s.cipher_name())
-                    .map(str::to_string)
-            })
-            .await
-            .ok()
-            .flatten();
-        let path = request.uri_path_string();
-        let _ = log.send(Logged {
-            peer,
-            identity: r.identity.clone(),
-            code: request.code,
-            path: path.clone(),
-            payload: request.payload.clone(),
-            observe: request.observe(),
-            block2: request.block2(),
-            cipher,
-        });
-        let reply = |code: Code| Message::response_to(&request, code);
-        let resp = match (request.code, path.as_str()) {
-            (Code::GET, "/hello") => reply(Code::CONTENT)
-                .with_content_format(0)
-                .with_payload("Hello from lwm2m-coaps"),
-            (Code::GET, "/whoami") => {
-                let who = r.identity.as_ref().and_then(|i| i.name()).unwrap_or("anonymous");
-                reply(Code::CONTENT).with_content_format(0).with_payload(who)
-            }
-            (Code::GET, "/large") => reply(Code::CONTENT).with_content_format(0).with_payload(large_body()),
-            (Code::GET, "/obs") if request.observe() == Some(0) => {
-                let mut first = reply(Code::CONTENT).with_content_format(0).with_payload("n0");
-                first.set_observe(1);
-                let token = request.token;
-                let (h, tx) = (handle.clone(), notified.clone());
-                let _ = handle.respond(responder, first);
-                tokio::spawn(async move {
-                    for i in 1..=3u32 {
-                        let mut n = Message::new(MessageType::Con, Code::CONTENT)
-                            .with_token(token)
-                            .with_content_format(0)
-                            .with_payload(format!("n{i}"));
-                        n.set_observe(1 + i);
-                        let outcome = h.notify(peer, n).await;
-                        let _ = tx.send(outcome);
-                    }
-                });
-                continue;
-            }
-            (Code::GET, "/obs") => reply(Code::CONTENT).with_content_format(0).with_payload("n3"),
-            (Code::PUT, "/upload") => reply(Code::CHANGED).with_payload(request.payload.len().to_string()),
-            (Code::PUT, p) if p.starts_with("/store/") => {
-                let fresh = store.insert(path.clone(), request.payload.clone()).is_none();
-                reply(if fresh { Code::CREATED } else { Code::CHANGED })
-            }
-            (Code::GET, p) if p.starts_with("/store/") => match store.get(p) {
-                Some(v) => reply(Code::CONTENT).with_content_format(0).with_payload(v.clone()),
-                None => reply(Code::NOT_FOUND),
-            },
-            _ => reply(Code::NOT_FOUND),
-        };
-        let _ = handle.respond(responder, resp);
     }
 }
 
@@ -368,7 +209,7 @@ async fn libcoap_client(bin: &Path, wait_s: u32, psk: Option<(&str, &str)>, args
 
 async fn libcoap_client_against_our_server(name: &str) {
     let Some(bin) = require(name, LIBCOAP_HINT) else { return };
-    let mut server = CoapsServer::start().await;
+    let mut server = coaps_server().await;
     let creds = Some((ID, KEY));
 
     // GET, with the identity reaching the application.
@@ -402,7 +243,7 @@ async fn libcoap_client_against_our_server(name: &str) {
     );
 
     // Block-wise GET in 64-byte blocks: the endpoint serves the later blocks.
-    let dir = TempDir::new("libcoap");
+    let dir = Scratch::new("libcoap");
     let target = dir.path("large.bin");
     let out = libcoap_client(
         &bin,
@@ -420,7 +261,7 @@ async fn libcoap_client_against_our_server(name: &str) {
 
     // Block-wise PUT in 64-byte blocks: reassembled by the endpoint.
     let body = upload_body(1000);
-    let f = dir.file("upload.bin", &body);
+    let f = dir.write("upload.bin", &body);
     let out = libcoap_client(
         &bin,
         10,
@@ -438,7 +279,7 @@ async fn libcoap_client_against_our_server(name: &str) {
     let target = server.uri("/obs");
     let (out, outcomes) = tokio::join!(
         libcoap_client(&bin, 10, creds, &["-s", "2", "-w"], &target),
-        server.notifications(3)
+        server.notifications(3, STEP)
     );
     assert_eq!(outcomes, vec![Ok(Delivery::Acknowledged); 3], "{out:?}");
     let lines: Vec<String> = stdout(&out).lines().map(str::to_string).collect();
@@ -467,7 +308,7 @@ async fn wrong_key_unknown_identity_and_plain_coap_get_nothing() {
     let Some(bin) = require("coap-client-openssl", LIBCOAP_HINT) else {
         return;
     };
-    let mut server = CoapsServer::start().await;
+    let mut server = coaps_server().await;
 
     // A wrong key: the server drops the client's Finished (it fails authentication), nothing gets through.
     let out = libcoap_client(&bin, 3, Some((ID, WRONG_KEY)), &[], &server.uri("/hello")).await;
@@ -540,14 +381,7 @@ impl LibcoapServer {
         let (probe, _rx) = UdpEndpoint::bind(SocketAddr::new(localhost(), 0), coap_config())
             .await
             .unwrap();
-        let mut ready = false;
-        for _ in 0..10 {
-            let r = probe.request(plain, Message::request(Code::GET, "/.well-known/core"));
-            if let Ok(Ok(_)) = tokio::time::timeout(Duration::from_secs(2), r).await {
-                ready = true;
-                break;
-            }
-        }
+        let ready = answers(&probe, plain, 10, Duration::from_secs(2)).await;
         assert!(ready, "coap-server did not answer on {plain}");
         probe.shutdown().await;
         LibcoapServer {
@@ -685,7 +519,7 @@ async fn our_client_with_a_wrong_key_fails_against_libcoap_server() {
 
 /// True if `python3` can import aiocoap with its tinydtls transport (PyPI `DTLSSocket`).
 async fn have_aiocoap_dtls() -> bool {
-    let Some(py) = find_binary("python3") else {
+    let Some(py) = find_binary(&["python3"]) else {
         eprintln!("SKIPPED: python3 is not installed");
         return false;
     };
@@ -700,7 +534,7 @@ async fn have_aiocoap_dtls() -> bool {
         );
         return false;
     }
-    if find_binary("aiocoap-client").is_none() {
+    if find_binary(&["aiocoap-client"]).is_none() {
         eprintln!("SKIPPED: aiocoap-client is not on PATH");
         return false;
     }
@@ -708,40 +542,23 @@ async fn have_aiocoap_dtls() -> bool {
     true
 }
 
-/// `python3 -c AIOCOAP_OBSERVE CREDENTIALS_JSON URI COUNT`: observe URI with aiocoap, print the first response
-/// and COUNT notifications, one payload a line, then cancel.
-const AIOCOAP_OBSERVE: &str = r#"
-import asyncio, json, sys
-import aiocoap
+/// lwm2m-coap's aiocoap peer script; `python3 aiocoap_peer.py observe URI COUNT CREDENTIALS_JSON` observes URI
+/// with the aiocoap library, prints the first response and COUNT notifications, one payload a line, then
+/// cancels.
+fn aiocoap_peer_script() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../lwm2m-coap/tests/aiocoap_peer.py")
+}
 
-async def main(creds, uri, count):
-    ctx = await aiocoap.Context.create_client_context()
-    ctx.client_credentials.load_from_dict(json.load(open(creds)))
-    req = ctx.request(aiocoap.Message(code=aiocoap.GET, uri=uri, observe=0))
-    first = await req.response
-    print(first.payload.decode(), flush=True)
-    seen = 0
-    async for note in req.observation:
-        print(note.payload.decode(), flush=True)
-        seen += 1
-        if seen >= count:
-            req.observation.cancel()
-            break
-    await ctx.shutdown()
-
-asyncio.run(main(sys.argv[1], sys.argv[2], int(sys.argv[3])))
-"#;
-
-fn aiocoap_credentials(dir: &TempDir, server: &CoapsServer, identity: &str, key: &str) -> String {
+fn aiocoap_credentials(dir: &Scratch, server: &CoapsServer, identity: &str, key: &str) -> String {
     let creds = format!(
         r#"{{"coaps://127.0.0.1:{}/*": {{"dtls": {{"psk": {{"ascii": "{key}"}}, "client-identity": {{"ascii": "{identity}"}}}}}}}}"#,
         server.addr().port()
     );
-    dir.file("credentials.json", creds.as_bytes())
+    dir.write("credentials.json", creds.as_bytes())
 }
 
 fn aiocoap_client(creds: &str, args: &[&str], uri: &str) -> Command {
-    let bin = find_binary("aiocoap-client").expect("aiocoap-client");
+    let bin = find_binary(&["aiocoap-client"]).expect("aiocoap-client");
     let mut c = command(&bin);
     // Unbuffered, so observe notifications are readable as they are printed.
     c.env("PYTHONUNBUFFERED", "1");
@@ -754,8 +571,8 @@ async fn aiocoap_client_against_our_coaps_server() {
     if !have_aiocoap_dtls().await {
         return;
     }
-    let mut server = CoapsServer::start().await;
-    let dir = TempDir::new("aiocoap");
+    let mut server = coaps_server().await;
+    let dir = Scratch::new("aiocoap");
     let creds = aiocoap_credentials(&dir, &server, ID, KEY);
 
     let out = run(aiocoap_client(&creds, &[], &server.uri("/hello"))).await;
@@ -781,10 +598,11 @@ async fn aiocoap_client_against_our_coaps_server() {
 
     // Observe, with the aiocoap library and the same credentials file (aiocoap-client 0.4.17 does not print
     // notifications when its output is not a terminal).
-    let py = find_binary("python3").expect("python3");
+    let py = find_binary(&["python3"]).expect("python3");
     let mut c = command(&py);
-    c.args(["-c", AIOCOAP_OBSERVE, &creds, &server.uri("/obs"), "3"]);
-    let (out, outcomes) = tokio::join!(run(c), server.notifications(3));
+    c.arg(aiocoap_peer_script())
+        .args(["observe", &server.uri("/obs"), "3", &creds]);
+    let (out, outcomes) = tokio::join!(run(c), server.notifications(3, STEP));
     assert_eq!(
         stdout(&out).lines().collect::<Vec<_>>(),
         ["n0", "n1", "n2", "n3"],
@@ -816,7 +634,7 @@ async fn aiocoap_client_against_our_coaps_server() {
 
 #[tokio::test]
 async fn our_client_and_server_identities_failures_and_reconnect() {
-    let mut server = CoapsServer::start().await;
+    let mut server = coaps_server().await;
     let to = server.addr();
 
     let (client, _incoming) = coaps_client(client_config(ID, KEY)).await;

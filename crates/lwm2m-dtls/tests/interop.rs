@@ -358,95 +358,25 @@ fn openssl_s_client_resumes_a_session_with_our_server() {
 
 // ---------------------------------------------------------------- X.509 (ECDHE-ECDSA-AES128-CCM8)
 
-mod pki {
-    use openssl::asn1::Asn1Time;
-    use openssl::bn::{BigNum, MsbOption};
-    use openssl::ec::{EcGroup, EcKey};
-    use openssl::hash::MessageDigest;
-    use openssl::nid::Nid;
-    use openssl::pkey::{PKey, Private};
-    use openssl::x509::extension::{BasicConstraints, SubjectAlternativeName};
-    use openssl::x509::{X509Name, X509};
-
-    pub fn key() -> PKey<Private> {
-        PKey::from_ec_key(EcKey::generate(&EcGroup::from_curve_name(Nid::X9_62_PRIME256V1).unwrap()).unwrap()).unwrap()
-    }
-
-    fn name(cn: &str) -> X509Name {
-        let mut n = X509Name::builder().unwrap();
-        n.append_entry_by_nid(Nid::COMMONNAME, cn).unwrap();
-        n.build()
-    }
-
-    /// Issues a certificate for `cn` (self-signed if `issuer` is None).
-    pub fn cert(cn: &str, key: &PKey<Private>, issuer: Option<(&X509, &PKey<Private>)>, dns: Option<&str>) -> X509 {
-        let mut b = X509::builder().unwrap();
-        b.set_version(2).unwrap();
-        let mut serial = BigNum::new().unwrap();
-        serial.rand(64, MsbOption::MAYBE_ZERO, false).unwrap();
-        b.set_serial_number(&serial.to_asn1_integer().unwrap()).unwrap();
-        b.set_subject_name(&name(cn)).unwrap();
-        b.set_pubkey(key).unwrap();
-        b.set_not_before(&Asn1Time::days_from_now(0).unwrap()).unwrap();
-        b.set_not_after(&Asn1Time::days_from_now(30).unwrap()).unwrap();
-        match issuer {
-            None => {
-                b.set_issuer_name(&name(cn)).unwrap();
-                b.append_extension(BasicConstraints::new().critical().ca().build().unwrap())
-                    .unwrap();
-                b.sign(key, MessageDigest::sha256()).unwrap();
-            }
-            Some((ca, ca_key)) => {
-                b.set_issuer_name(ca.subject_name()).unwrap();
-                if let Some(d) = dns {
-                    let san = SubjectAlternativeName::new()
-                        .dns(d)
-                        .build(&b.x509v3_context(Some(ca), None))
-                        .unwrap();
-                    b.append_extension(san).unwrap();
-                }
-                b.sign(ca_key, MessageDigest::sha256()).unwrap();
-            }
-        }
-        b.build()
-    }
-}
-
-struct TempFiles(Vec<std::path::PathBuf>);
-
-impl Drop for TempFiles {
-    fn drop(&mut self) {
-        for p in &self.0 {
-            let _ = std::fs::remove_file(p);
-        }
-    }
-}
-
-fn write_temp(files: &mut TempFiles, name: &str, pem: &[u8]) -> String {
-    let p = std::env::temp_dir().join(format!("lwm2m-dtls-{}-{name}", std::process::id()));
-    std::fs::write(&p, pem).unwrap();
-    files.0.push(p.clone());
-    p.to_str().unwrap().to_string()
-}
-
 #[test]
 fn x509_our_client_against_s_server_and_s_client_against_our_server() {
     use lwm2m_dtls::{CertificateUsage, CertifiedKey, ClientSecurity, ServerTrust, ServerX509};
+    use lwm2m_testkit::pki::{self, San};
     if !have_openssl() {
         return;
     }
     let ca_key = pki::key();
     let ca = pki::cert("interop CA", &ca_key, None, None);
     let srv_key = pki::key();
-    let srv = pki::cert("localhost", &srv_key, Some((&ca, &ca_key)), Some("localhost"));
+    let srv = pki::cert("localhost", &srv_key, Some((&ca, &ca_key)), Some(San::Dns("localhost")));
     let cli_key = pki::key();
     let cli = pki::cert("urn:imei:77", &cli_key, Some((&ca, &ca_key)), None);
-    let mut files = TempFiles(Vec::new());
-    let ca_pem = write_temp(&mut files, "ca.pem", &ca.to_pem().unwrap());
-    let srv_pem = write_temp(&mut files, "srv.pem", &srv.to_pem().unwrap());
-    let srv_key_pem = write_temp(&mut files, "srv.key", &srv_key.private_key_to_pem_pkcs8().unwrap());
-    let cli_pem = write_temp(&mut files, "cli.pem", &cli.to_pem().unwrap());
-    let cli_key_pem = write_temp(&mut files, "cli.key", &cli_key.private_key_to_pem_pkcs8().unwrap());
+    let files = lwm2m_testkit::scratch::Scratch::new("dtls-interop");
+    let ca_pem = files.write("ca.pem", &ca.to_pem().unwrap());
+    let srv_pem = files.write("srv.pem", &srv.to_pem().unwrap());
+    let srv_key_pem = files.write("srv.key", &srv_key.private_key_to_pem_pkcs8().unwrap());
+    let cli_pem = files.write("cli.pem", &cli.to_pem().unwrap());
+    let cli_key_pem = files.write("cli.key", &cli_key.private_key_to_pem_pkcs8().unwrap());
 
     // 1. our client (usage 0: CA + name check) against s_server requiring a client certificate
     let port = UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();

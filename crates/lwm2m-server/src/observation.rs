@@ -7,6 +7,11 @@
 //! [`RegistrationStore::save_observation`](crate::RegistrationStore::save_observation)) live observations are
 //! recorded; a restarted server restores them on the registration's socket (no message is sent) and the
 //! client's next notification on the same token is delivered as before.
+//!
+//! An observation follows its client's address: when an Update comes from a new address (NAT rebinding, digest
+//! §4.2), the server moves the registration's CoAP state to it (`UdpHandle::migrate_peer`) before answering, so
+//! later notifications from there are delivered on the same observation. Records hold no address: a restore
+//! uses the registration's address, which the Update changed in the store.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -118,6 +123,20 @@ impl Observations {
         self.by_id.get(&id).map(|e| e.info.clone())
     }
 
+    /// The observations of registration `reg`, by id.
+    pub fn of_registration(&self, reg: RegistrationId) -> Vec<ObservationInfo> {
+        let mut v: Vec<ObservationInfo> = self
+            .by_registration
+            .get(&reg)
+            .into_iter()
+            .flatten()
+            .filter_map(|id| self.by_id.get(id))
+            .map(|e| e.info.clone())
+            .collect();
+        v.sort_by_key(|i| i.id);
+        v
+    }
+
     pub fn of_endpoint(&self, endpoint: &str) -> Vec<ObservationInfo> {
         let mut v: Vec<ObservationInfo> = self
             .by_id
@@ -170,6 +189,10 @@ mod tests {
         o.insert(entry(2, 10, "a"));
         o.insert(entry(3, 11, "b"));
         assert_eq!(o.of_endpoint("a").len(), 2);
+        let ids = |v: Vec<ObservationInfo>| v.into_iter().map(|i| i.id.0).collect::<Vec<_>>();
+        assert_eq!(ids(o.of_registration(RegistrationId(10))), vec![1, 2]);
+        assert_eq!(ids(o.of_registration(RegistrationId(11))), vec![3]);
+        assert!(o.of_registration(RegistrationId(12)).is_empty());
         assert!(o.remove(ObservationId(1)).is_some());
         assert!(o.remove(ObservationId(1)).is_none());
         assert!(o.get(ObservationId(1)).is_none());

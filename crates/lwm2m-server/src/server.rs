@@ -25,6 +25,16 @@
 //! outcome is only reported by that event. Records whose registration is gone or whose deadline passed are
 //! dropped with the event carrying `RegistrationEnded` or `ClientSleeping`.
 //!
+//! # Address changes (NAT rebinding)
+//!
+//! A client behind a NAT may get a new public address and port; it then sends an Update from there (digest
+//! §4.2). The Update moves the registration to the new address and, before it is answered, the CoAP state held
+//! with the old address — the registration's observations, requests in flight — to the new one on the same
+//! socket (`UdpHandle::migrate_peer`), logged at info level. Observations keep their ids and tokens, so later
+//! notifications from the new address arrive as before. If another registration uses the old address by
+//! then, only this registration's observations move. A re-Register (even from the same device) still ends
+//! the old registration's observations (digest §4.1).
+//!
 //! # Security
 //!
 //! Give the server a DTLS socket (`UdpEndpoint::spawn_secure` with `lwm2m-dtls`'s server layer) next to, or
@@ -905,12 +915,55 @@ impl Inner {
                 Timer::Expire(registration.id),
             );
         }
-        self.respond(socket, req, Code::CHANGED, None);
         if previous.peer != registration.peer {
-            debug!(endpoint = %registration.endpoint, from = %previous.peer, to = %registration.peer, "client address changed");
+            // Before the answer: the client may notify from its new address as soon as it has it.
+            self.client_moved(&previous, &registration);
         }
+        self.respond(socket, req, Code::CHANGED, None);
         self.heard_from(&registration);
         self.emit(Event::Updated { registration, previous });
+    }
+
+    /// The client of `now` updated from another address than `previous` had (NAT rebinding, digest §4.2): the
+    /// CoAP state held with the old address — its observations, requests in flight — moves to the new one on
+    /// the registration's socket (over DTLS the client handshook from there, and datagrams now go through that
+    /// session). The migration is queued to the socket before the caller answers the Update. When another
+    /// registration now uses the old address, only this registration's observations move.
+    fn client_moved(&self, previous: &Registration, now: &Registration) {
+        let (from, to, endpoint) = (previous.peer, now.peer, now.endpoint.clone());
+        if previous.socket != now.socket {
+            info!(%endpoint, %from, %to, socket = now.socket, "client address changed to another socket; its observations stay with the old one");
+            return;
+        }
+        let Ok(socket) = self.socket(now.socket) else { return };
+        let taken = matches!(self.store.get_by_peer(now.socket, from), Ok(Some(other)) if other.id != now.id);
+        type Migration = std::pin::Pin<
+            Box<dyn std::future::Future<Output = Result<lwm2m_coap::endpoint::PeerMigration, RequestError>> + Send>,
+        >;
+        let migration: Migration = if taken {
+            let tokens = lock(&self.observations)
+                .of_registration(now.id)
+                .iter()
+                .filter_map(|i| lwm2m_coap::Token::try_from_slice(&i.token))
+                .collect();
+            Box::pin(socket.migrate_tokens(from, to, tokens))
+        } else {
+            Box::pin(socket.migrate_peer(from, to))
+        };
+        tokio::spawn(async move {
+            match migration.await {
+                Ok(moved) => info!(
+                    %endpoint,
+                    %from,
+                    %to,
+                    observations = moved.observations.len(),
+                    requests = moved.exchanges.len(),
+                    old_address_taken = taken,
+                    "client address changed; its observations and requests moved to the new address"
+                ),
+                Err(e) => warn!(%endpoint, %from, %to, error = %e, "client address changed; migration failed"),
+            }
+        });
     }
 
     fn on_deregister(self: &Arc<Self>, socket: u8, req: &IncomingRequest, id_text: &str) {

@@ -4,40 +4,24 @@
 
 mod common;
 
-use std::sync::Arc;
-
 use common::*;
 use lwm2m_coap::{Code, Message, PeerIdentity, UdpEndpoint};
 use lwm2m_core::format::ContentFormat;
 use lwm2m_core::{Node, Path, ResourceNode, Value};
-use lwm2m_dtls::coap_layer::{DtlsClientLayer, DtlsServerLayer};
-use lwm2m_dtls::{ClientConfig, DtlsServer};
-use lwm2m_server::security::{Credential, MemorySecurityStore, SecurityInfo, StoreCredentials};
+use lwm2m_dtls::coap_layer::DtlsClientLayer;
+use lwm2m_dtls::ClientConfig;
 use lwm2m_server::{Event, RequestOptions, Server, ServerConfig};
+use lwm2m_testkit::server::psk_dtls;
 
 const KEY: &[u8] = b"secret-psk-0123";
 
 #[tokio::test]
 async fn psk_device_over_dtls_next_to_plain_coap() {
-    let security = Arc::new(MemorySecurityStore::new());
-    security
-        .put(SecurityInfo {
-            endpoint: "psk-dev".into(),
-            credential: Credential::Psk {
-                identity: "psk-id".into(),
-                key: KEY.to_vec(),
-            },
-        })
-        .unwrap();
-    let dtls = DtlsServer::new(
-        lwm2m_dtls::ServerConfig::default(),
-        Arc::new(StoreCredentials(security.clone())),
-    )
-    .unwrap();
+    let (security, layer) = psk_dtls("psk-dev", "psk-id", KEY);
     let plain = UdpEndpoint::bind("127.0.0.1:0".parse().unwrap(), fast_coap())
         .await
         .unwrap();
-    let secure = UdpEndpoint::bind_secure("127.0.0.1:0".parse().unwrap(), fast_coap(), DtlsServerLayer::new(dtls))
+    let secure = UdpEndpoint::bind_secure("127.0.0.1:0".parse().unwrap(), fast_coap(), layer)
         .await
         .unwrap();
     let (plain_addr, secure_addr) = (plain.0.local_addr(), secure.0.local_addr());
@@ -108,22 +92,8 @@ async fn psk_device_over_dtls_next_to_plain_coap() {
 /// the handshake fails, the Register never reaches the server, and no Registered event is emitted.
 #[tokio::test]
 async fn wrong_key_and_unknown_identity_never_register() {
-    let security = Arc::new(MemorySecurityStore::new());
-    security
-        .put(SecurityInfo {
-            endpoint: "psk-dev".into(),
-            credential: Credential::Psk {
-                identity: "psk-id".into(),
-                key: KEY.to_vec(),
-            },
-        })
-        .unwrap();
-    let dtls = DtlsServer::new(
-        lwm2m_dtls::ServerConfig::default(),
-        Arc::new(StoreCredentials(security.clone())),
-    )
-    .unwrap();
-    let secure = UdpEndpoint::bind_secure("127.0.0.1:0".parse().unwrap(), fast_coap(), DtlsServerLayer::new(dtls))
+    let (security, layer) = psk_dtls("psk-dev", "psk-id", KEY);
+    let secure = UdpEndpoint::bind_secure("127.0.0.1:0".parse().unwrap(), fast_coap(), layer)
         .await
         .unwrap();
     let secure_addr = secure.0.local_addr();

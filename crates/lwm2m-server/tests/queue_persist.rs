@@ -15,7 +15,6 @@
 
 mod common;
 
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -28,6 +27,7 @@ use lwm2m_server::store::RedbRegistrationStore;
 use lwm2m_server::{
     Event, QueuedRequest, RegistrationStore, Request, RequestOptions, Response, ServerConfig, ServerError,
 };
+use lwm2m_testkit::scratch::Scratch;
 use tokio::sync::broadcast;
 
 fn p(s: &str) -> Path {
@@ -38,30 +38,8 @@ fn within(s: u64) -> RequestOptions {
     RequestOptions::default().with_timeout(Duration::from_secs(s))
 }
 
-/// A fresh directory under the system temp dir, removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(name: &str) -> TempDir {
-        let d = std::env::temp_dir().join(format!(
-            "lwm2m-queue-persist-{name}-{}-{}",
-            std::process::id(),
-            lwm2m_server::RegistrationId::generate()
-        ));
-        std::fs::create_dir_all(&d).unwrap();
-        TempDir(d)
-    }
-
-    fn db(&self) -> PathBuf {
-        self.0.join("server.redb")
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
+/// The database file's name in the test's scratch directory.
+const DB: &str = "server.redb";
 
 fn held(store: &RedbRegistrationStore) -> Vec<QueuedRequest> {
     let mut v = store.queued_requests().unwrap();
@@ -103,8 +81,8 @@ async fn done(
 
 #[tokio::test(start_paused = true)]
 async fn held_requests_have_a_record_and_report_their_outcome() {
-    let dir = TempDir::new("live");
-    let store = Arc::new(RedbRegistrationStore::open(dir.db()).unwrap());
+    let dir = Scratch::new("queue-persist-live");
+    let store = Arc::new(RedbRegistrationStore::open(dir.path(DB)).unwrap());
     let config = ServerConfig {
         store: store.clone(),
         awake_time: Duration::from_secs(10),
@@ -179,8 +157,8 @@ async fn held_requests_have_a_record_and_report_their_outcome() {
 
 #[tokio::test(start_paused = true)]
 async fn held_requests_survive_a_shutdown_and_restart() {
-    let dir = TempDir::new("restart");
-    let store = Arc::new(RedbRegistrationStore::open(dir.db()).unwrap());
+    let dir = Scratch::new("queue-persist-restart");
+    let store = Arc::new(RedbRegistrationStore::open(dir.path(DB)).unwrap());
     // One clock for both runs, so the wall-clock times of the records stay meaningful on the paused clock.
     let clock = Arc::new(TokioClock::new());
     let config = || ServerConfig {
@@ -380,8 +358,8 @@ impl Drop for Child {
 
 #[tokio::test]
 async fn a_held_request_survives_sigkill() {
-    let dir = TempDir::new("sigkill");
-    let mut child = Child::spawn(&dir.db());
+    let dir = Scratch::new("queue-persist-sigkill");
+    let mut child = Child::spawn(&dir.path(DB));
     let child_addr = child.line_starting("addr=").await.parse().unwrap();
     let mut dev = Device::start(child_addr).await;
     assert_eq!(
@@ -394,7 +372,7 @@ async fn a_held_request_survives_sigkill() {
     assert!(dev.received.try_recv().is_err(), "nothing reached the sleeping client");
 
     // A new server on the same file: the request is back in the queue, sent when the client wakes.
-    let store = Arc::new(RedbRegistrationStore::open(dir.db()).unwrap());
+    let store = Arc::new(RedbRegistrationStore::open(dir.path(DB)).unwrap());
     let records = held(&store);
     assert_eq!(records.len(), 1);
     assert_eq!(records[0].id, id);

@@ -11,6 +11,11 @@
 //! | `GET /api/events` | SSE: session-started, refused, operation, accounts-found, acl-state, repaired, finished, … |
 //! | `GET /api/openapi.yaml` | `docs/openapi-bootstrap.yaml` |
 //! | `GET /`, `/ui/…` | the Bootstrap UI |
+//! | `POST /api/login`, `POST /api/logout` | session cookie for the UI when a token is set ([`crate::auth`]) |
+//!
+//! With [`BootstrapApi::with_token`] every route but health, the OpenAPI document, login/logout and the UI
+//! needs `Authorization: Bearer <token>` or the session cookie of `POST /api/login`; without a token all is
+//! open.
 //!
 //! A configuration's JSON is the serde form of [`BootstrapConfig`] (one entry of the configuration file, see
 //! `docs/bootstrap.md`). Changes go through [`BootstrapServerHandle::put_config`] and friends, so the store
@@ -33,19 +38,18 @@
 //! ```
 
 use std::convert::Infallible;
-use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use axum::body::Bytes as Body;
 use axum::extract::{Path as AxPath, RawQuery, State};
-use axum::http::{header, Method, StatusCode, Uri};
-use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::sse::{Event as SseEvent, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use futures_util::stream::{self, Stream};
+use futures_util::stream::Stream;
 use lwm2m_bootstrap::server::SessionOutcome;
 use lwm2m_bootstrap::session::{AccountRecord, ExistingAccount, Operation, RepairedAccount, SessionEvent};
 use lwm2m_bootstrap::{
@@ -54,12 +58,13 @@ use lwm2m_bootstrap::{
 use lwm2m_coap::Code;
 use serde::Deserialize;
 use serde_json::{json, Map, Value as JsonValue};
-use tokio::net::TcpListener;
-use tokio::sync::{broadcast, watch};
+use tokio::sync::watch;
 
-use crate::error::{self, ApiError};
+use crate::auth::{Auth, Role};
+use crate::error::ApiError;
 use crate::json::value_to_json;
-use crate::query::Query;
+use crate::serve;
+use crate::sse::{event_stream, EventFilter};
 
 /// The OpenAPI 3 document of the Bootstrap-Server API.
 pub const OPENAPI_YAML: &str = include_str!("../../../docs/openapi-bootstrap.yaml");
@@ -87,6 +92,7 @@ struct Shared {
 #[derive(Clone)]
 pub struct BootstrapApi {
     shared: Arc<Shared>,
+    auth: Arc<Auth>,
 }
 
 impl std::fmt::Debug for BootstrapApi {
@@ -107,6 +113,7 @@ impl BootstrapApi {
                 started: Instant::now(),
                 closing,
             }),
+            auth: Arc::new(Auth::open(Role::Bootstrap)),
         }
     }
 
@@ -115,10 +122,11 @@ impl BootstrapApi {
         &self.shared.bs
     }
 
-    /// The axum application: every route, the UI, JSON fallbacks for unknown routes and methods, and
-    /// request tracing (`tower_http::trace`, at debug level).
+    /// The axum application: every route, the UI, login/logout, JSON fallbacks for unknown routes and
+    /// methods, the token check ([`BootstrapApi::with_token`]) and request tracing (`tower_http::trace`, at
+    /// debug level).
     pub fn router(&self) -> Router {
-        Router::new()
+        let routes = Router::new()
             .route("/api/health", get(health))
             .route("/api/openapi.yaml", get(openapi))
             .route("/api/events", get(events))
@@ -134,34 +142,14 @@ impl BootstrapApi {
             .route("/api/sessions", get(list_sessions))
             .route("/api/sessions/{ep}", get(session_detail))
             .route("/api/sessions/{ep}/trigger", post(trigger))
-            .merge(crate::ui::bootstrap_ui())
-            .fallback(no_route)
-            .method_not_allowed_fallback(method_not_allowed)
+            .merge(crate::ui::bootstrap_ui());
+        serve::finish(routes, &self.auth)
             .layer(tower_http::trace::TraceLayer::new_for_http())
             .with_state(self.clone())
     }
-
-    /// Serves [`BootstrapApi::router`] on `listener` until `shutdown` completes, then ends the SSE streams
-    /// and finishes the requests in flight.
-    pub async fn serve(
-        &self,
-        listener: TcpListener,
-        shutdown: impl Future<Output = ()> + Send + 'static,
-    ) -> std::io::Result<()> {
-        let closing = self.shared.closing.clone();
-        axum::serve(listener, self.router())
-            .with_graceful_shutdown(async move {
-                shutdown.await;
-                let _ = closing.send(true);
-            })
-            .await
-    }
-
-    /// Ends every open SSE stream (also done by [`BootstrapApi::serve`] on shutdown).
-    pub fn close_streams(&self) {
-        let _ = self.shared.closing.send(true);
-    }
 }
+
+serve::http_api_methods!(BootstrapApi, Role::Bootstrap);
 
 // ---------------------------------------------------------------------------------------------
 // JSON forms
@@ -366,19 +354,11 @@ fn parse_config(body: &[u8]) -> Result<BootstrapConfig, ApiError> {
     })
 }
 
-async fn no_route(uri: Uri) -> ApiError {
-    error::no_route(uri.path())
-}
-
-async fn method_not_allowed(method: Method, uri: Uri) -> ApiError {
-    error::method_not_allowed(method.as_str(), uri.path())
-}
-
 // ---------------------------------------------------------------------------------------------
 // Handlers
 // ---------------------------------------------------------------------------------------------
 
-async fn health(State(api): State<BootstrapApi>) -> Json<JsonValue> {
+async fn health(State(api): State<BootstrapApi>, headers: HeaderMap) -> Json<JsonValue> {
     let bs = api.handle();
     let coap: Vec<String> = bs.local_addrs().iter().map(|a| a.to_string()).collect();
     Json(json!({
@@ -388,14 +368,13 @@ async fn health(State(api): State<BootstrapApi>) -> Json<JsonValue> {
         "coap": coap,
         "configs": bs.list_configs().len(),
         "active_sessions": bs.active_sessions().len(),
+        "auth": api.auth.enabled(),
+        "authenticated": api.auth.check(&headers).is_ok(),
     }))
 }
 
 async fn openapi() -> impl IntoResponse {
-    (
-        [(header::CONTENT_TYPE, "application/yaml; charset=utf-8")],
-        OPENAPI_YAML,
-    )
+    serve::yaml(OPENAPI_YAML)
 }
 
 async fn list_configs(State(api): State<BootstrapApi>) -> Json<JsonValue> {
@@ -617,81 +596,26 @@ fn trigger_error(endpoint: &str, e: TriggerError) -> ApiError {
     }
 }
 
-fn list_param(q: &Query, name: &str) -> Vec<String> {
-    q.0.iter()
-        .filter(|(n, _)| n == name)
-        .flat_map(|(_, v)| v.as_deref().unwrap_or("").split(','))
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map(String::from)
-        .collect()
-}
-
-struct StreamState {
-    rx: broadcast::Receiver<Event>,
-    closing: watch::Receiver<bool>,
-    endpoints: Vec<String>,
-    kinds: Vec<String>,
-    api: BootstrapApi,
-    hello: bool,
-}
-
 /// `GET /api/events[?ep=A,B][&kind=finished,failed]`.
 async fn events(
     State(api): State<BootstrapApi>,
     RawQuery(raw): RawQuery,
 ) -> Result<Sse<impl Stream<Item = Result<SseEvent, Infallible>>>, ApiError> {
-    let q = Query::parse(raw.as_deref())?;
-    q.only(&["ep", "kind"])?;
-    let endpoints = list_param(&q, "ep");
-    let kinds = list_param(&q, "kind");
-    if let Some(k) = kinds.iter().find(|k| !EVENT_KINDS.contains(&k.as_str())) {
-        return Err(ApiError::bad_request(
-            "bad_query",
-            format!("kind={k} is not an event kind; use {}", EVENT_KINDS.join(", ")),
-        ));
-    }
+    let filter = EventFilter::parse(raw.as_deref(), &EVENT_KINDS)?;
     // Subscribe before answering: every event after the response head reaches this stream.
-    let state = StreamState {
-        rx: api.handle().subscribe(),
-        closing: api.shared.closing.subscribe(),
-        endpoints,
-        kinds,
-        api,
-        hello: true,
-    };
-    let s = stream::unfold(state, |mut s| async move {
-        if std::mem::take(&mut s.hello) {
-            return Some((Ok(SseEvent::default().comment("lwm2m-rs bootstrap event stream")), s));
-        }
-        if *s.closing.borrow() {
-            return None;
-        }
-        loop {
-            tokio::select! {
-                r = s.rx.recv() => match r {
-                    Ok(ev) => {
-                        let kind = event_kind(&ev);
-                        if !s.endpoints.is_empty() && !s.endpoints.contains(&ev.endpoint) {
-                            continue;
-                        }
-                        if !s.kinds.is_empty() && !s.kinds.iter().any(|k| k == kind) {
-                            continue;
-                        }
-                        let data = event_json(&ev, s.api.handle().now_unix_s()).to_string();
-                        return Some((Ok(SseEvent::default().event(kind).data(data)), s));
-                    }
-                    Err(broadcast::error::RecvError::Lagged(n)) => {
-                        let data = json!({"kind": "lagged", "missed": n}).to_string();
-                        return Some((Ok(SseEvent::default().event("lagged").data(data)), s));
-                    }
-                    Err(broadcast::error::RecvError::Closed) => return None,
-                },
-                _ = s.closing.changed() => return None,
-            }
-        }
-    });
-    Ok(Sse::new(s).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
+    let rx = api.handle().subscribe();
+    let closing = api.shared.closing.subscribe();
+    Ok(event_stream(
+        "lwm2m-rs bootstrap event stream",
+        rx,
+        closing,
+        move |ev: &Event| {
+            let kind = event_kind(ev);
+            filter
+                .matches(&ev.endpoint, kind)
+                .then(|| (kind, event_json(ev, api.handle().now_unix_s())))
+        },
+    ))
 }
 
 #[cfg(test)]
@@ -711,6 +635,8 @@ mod tests {
             "/api/sessions",
             "/api/sessions/{ep}",
             "/api/sessions/{ep}/trigger",
+            "/api/login",
+            "/api/logout",
         ] {
             assert!(
                 OPENAPI_YAML.contains(&format!("\n  {path}:\n")),

@@ -2,20 +2,18 @@
 //! (`event: notification`) and carries one JSON object (`data: {"kind": "notification", ...}`).
 
 use std::convert::Infallible;
-use std::time::Duration;
 
 use axum::extract::{RawQuery, State};
-use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
-use futures_util::stream::{self, Stream};
+use axum::response::sse::{Event as SseEvent, Sse};
+use futures_util::stream::Stream;
 use lwm2m_server::{CancelMode, Event, ObservationEndReason};
 use serde_json::{json, Map, Value as Json};
-use tokio::sync::{broadcast, watch};
 
 use crate::clients::{response_json, summary};
 use crate::error::ApiError;
 use crate::json::records_to_list;
 use crate::metrics::EVENT_KINDS;
-use crate::query::Query;
+use crate::sse::{event_stream, EventFilter};
 use crate::WebApi;
 
 /// The JSON of one event: `kind`, `endpoint`, `time_ms` (server clock) and the kind's own members.
@@ -110,81 +108,20 @@ impl Drop for Subscribed {
     }
 }
 
-struct StreamState {
-    rx: broadcast::Receiver<Event>,
-    closing: watch::Receiver<bool>,
-    endpoints: Vec<String>,
-    kinds: Vec<String>,
-    sub: Subscribed,
-    hello: bool,
-}
-
-fn list(q: &Query, name: &str) -> Vec<String> {
-    q.0.iter()
-        .filter(|(n, _)| n == name)
-        .flat_map(|(_, v)| v.as_deref().unwrap_or("").split(','))
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map(String::from)
-        .collect()
-}
-
 /// `GET /api/events[?ep=A,B][&kind=notification,registered]`.
 pub(crate) async fn stream(
     State(api): State<WebApi>,
     RawQuery(raw): RawQuery,
 ) -> Result<Sse<impl Stream<Item = Result<SseEvent, Infallible>>>, ApiError> {
-    let q = Query::parse(raw.as_deref())?;
-    q.only(&["ep", "kind"])?;
-    let endpoints = list(&q, "ep");
-    let kinds = list(&q, "kind");
-    if let Some(k) = kinds.iter().find(|k| !EVENT_KINDS.contains(&k.as_str())) {
-        return Err(ApiError::bad_request(
-            "bad_query",
-            format!("kind={k} is not an event kind; use {}", EVENT_KINDS.join(", ")),
-        ));
-    }
+    let filter = EventFilter::parse(raw.as_deref(), &EVENT_KINDS)?;
     // Subscribe before answering: every event after the response head reaches this stream.
     let rx = api.server().subscribe();
     let closing = api.shared.closing.subscribe();
     api.metrics().sse(true);
-    let state = StreamState {
-        rx,
-        closing,
-        endpoints,
-        kinds,
-        sub: Subscribed(api),
-        hello: true,
-    };
-    let s = stream::unfold(state, |mut s| async move {
-        if std::mem::take(&mut s.hello) {
-            return Some((Ok(SseEvent::default().comment("lwm2m-rs event stream")), s));
-        }
-        if *s.closing.borrow() {
-            return None;
-        }
-        loop {
-            tokio::select! {
-                r = s.rx.recv() => match r {
-                    Ok(ev) => {
-                        if !s.endpoints.is_empty() && !s.endpoints.iter().any(|e| e == ev.endpoint()) {
-                            continue;
-                        }
-                        if !s.kinds.is_empty() && !s.kinds.iter().any(|k| k == ev.kind()) {
-                            continue;
-                        }
-                        let data = event_json(&s.sub.0, &ev).to_string();
-                        return Some((Ok(SseEvent::default().event(ev.kind()).data(data)), s));
-                    }
-                    Err(broadcast::error::RecvError::Lagged(n)) => {
-                        let data = json!({"kind": "lagged", "missed": n}).to_string();
-                        return Some((Ok(SseEvent::default().event("lagged").data(data)), s));
-                    }
-                    Err(broadcast::error::RecvError::Closed) => return None,
-                },
-                _ = s.closing.changed() => return None,
-            }
-        }
-    });
-    Ok(Sse::new(s).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
+    let sub = Subscribed(api);
+    Ok(event_stream("lwm2m-rs event stream", rx, closing, move |ev: &Event| {
+        filter
+            .matches(ev.endpoint(), ev.kind())
+            .then(|| (ev.kind(), event_json(&sub.0, ev)))
+    }))
 }

@@ -16,6 +16,10 @@
 //! | `GET /api/models`, `GET /api/models/{id}[?version=]` | object models (names, resource types) |
 //! | `GET /api/events` | SSE: registered, updated, deregistered, expired, sleeping, awake, notification, … |
 //! | `GET /metrics` | Prometheus text |
+//! | `POST /api/login`, `POST /api/logout` | session cookie for the UI when a token is set ([`mod@auth`]) |
+//!
+//! With [`WebApi::with_token`] every route but health, the OpenAPI document, login/logout and the UI needs
+//! `Authorization: Bearer <token>` or the session cookie of `POST /api/login`; without a token all is open.
 //!
 //! Values travel in the JSON form of [`mod@json`] (path → value). Errors are `{"error", "reason"}` with a fitting
 //! status ([`error::ApiError`]).
@@ -30,7 +34,8 @@
 //! let security = Arc::new(MemorySecurityStore::new());
 //! let config = ServerConfig { security: security.clone(), ..ServerConfig::default() };
 //! let (server, _events) = Server::bind(config, "0.0.0.0:5683".parse()?).await?;
-//! let api = WebApi::new(server, security);
+//! // Require a bearer token (or a UI login) on the API; `None` leaves it open.
+//! let api = WebApi::new(server, security).with_token(std::env::var("LWM2M_API_TOKEN").ok());
 //! let listener = tokio::net::TcpListener::bind("0.0.0.0:8080").await?;
 //! // Serves until the future completes (here: never; `lwm2m server` passes Ctrl-C).
 //! api.serve(listener, std::future::pending()).await?;
@@ -38,6 +43,7 @@
 //! ```
 #![forbid(unsafe_code)]
 
+pub mod auth;
 pub mod bootstrap;
 mod clients;
 pub mod error;
@@ -47,15 +53,16 @@ pub mod metrics;
 mod models;
 mod query;
 mod security;
+mod serve;
+mod sse;
 mod ui;
 
 use std::collections::HashMap;
-use std::future::Future;
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Instant;
 
 use axum::extract::{Request, State};
-use axum::http::{header, Method, Uri};
+use axum::http::{header, HeaderMap};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get};
@@ -63,7 +70,6 @@ use axum::{Json, Router};
 use lwm2m_server::security::MemorySecurityStore;
 use lwm2m_server::{Event, ServerHandle};
 use serde_json::json;
-use tokio::net::TcpListener;
 use tokio::sync::{broadcast, watch};
 
 pub use error::ApiError;
@@ -127,6 +133,7 @@ impl Shared {
 #[derive(Clone)]
 pub struct WebApi {
     shared: Arc<Shared>,
+    auth: Arc<auth::Auth>,
 }
 
 impl std::fmt::Debug for WebApi {
@@ -155,7 +162,10 @@ impl WebApi {
             shared.closing.subscribe(),
             Arc::downgrade(&shared),
         ));
-        WebApi { shared }
+        WebApi {
+            shared,
+            auth: Arc::new(auth::Auth::open(auth::Role::Server)),
+        }
     }
 
     /// The server handle.
@@ -173,10 +183,11 @@ impl WebApi {
         &self.shared.metrics
     }
 
-    /// The axum application: every route, JSON fallbacks for unknown routes and methods, response
-    /// counting and request tracing (`tower_http::trace`, at debug level).
+    /// The axum application: every route, login/logout, JSON fallbacks for unknown routes and methods, the
+    /// token check ([`WebApi::with_token`]), response counting and request tracing (`tower_http::trace`, at
+    /// debug level).
     pub fn router(&self) -> Router {
-        Router::new()
+        let routes = Router::new()
             .route("/api/health", get(health))
             .route("/api/openapi.yaml", get(openapi))
             .route("/metrics", get(prometheus))
@@ -191,35 +202,15 @@ impl WebApi {
                 "/api/security/{ep}",
                 get(security::get_one).put(security::put).delete(security::delete),
             )
-            .merge(ui::server_ui())
-            .fallback(no_route)
-            .method_not_allowed_fallback(method_not_allowed)
+            .merge(ui::server_ui());
+        serve::finish(routes, &self.auth)
             .layer(middleware::from_fn_with_state(self.clone(), count_responses))
             .layer(tower_http::trace::TraceLayer::new_for_http())
             .with_state(self.clone())
     }
-
-    /// Serves [`WebApi::router`] on `listener` until `shutdown` completes, then ends the SSE streams and
-    /// finishes the requests in flight.
-    pub async fn serve(
-        &self,
-        listener: TcpListener,
-        shutdown: impl Future<Output = ()> + Send + 'static,
-    ) -> std::io::Result<()> {
-        let closing = self.shared.closing.clone();
-        axum::serve(listener, self.router())
-            .with_graceful_shutdown(async move {
-                shutdown.await;
-                let _ = closing.send(true);
-            })
-            .await
-    }
-
-    /// Ends every open SSE stream (also done by [`WebApi::serve`] on shutdown).
-    pub fn close_streams(&self) {
-        let _ = self.shared.closing.send(true);
-    }
 }
+
+serve::http_api_methods!(WebApi, auth::Role::Server);
 
 async fn follow_events(mut rx: broadcast::Receiver<Event>, mut closing: watch::Receiver<bool>, shared: Weak<Shared>) {
     loop {
@@ -243,7 +234,7 @@ async fn count_responses(State(api): State<WebApi>, req: Request, next: Next) ->
     resp
 }
 
-async fn health(State(api): State<WebApi>) -> Json<serde_json::Value> {
+async fn health(State(api): State<WebApi>, headers: HeaderMap) -> Json<serde_json::Value> {
     let s = &api.shared;
     let coap: Vec<String> = s.server.local_addrs().iter().map(|a| a.to_string()).collect();
     Json(json!({
@@ -252,14 +243,13 @@ async fn health(State(api): State<WebApi>) -> Json<serde_json::Value> {
         "uptime_s": s.started.elapsed().as_secs(),
         "registrations": s.server.store().len(),
         "coap": coap,
+        "auth": api.auth.enabled(),
+        "authenticated": api.auth.check(&headers).is_ok(),
     }))
 }
 
 async fn openapi() -> impl IntoResponse {
-    (
-        [(header::CONTENT_TYPE, "application/yaml; charset=utf-8")],
-        OPENAPI_YAML,
-    )
+    serve::yaml(OPENAPI_YAML)
 }
 
 async fn prometheus(State(api): State<WebApi>) -> impl IntoResponse {
@@ -275,14 +265,6 @@ async fn prometheus(State(api): State<WebApi>) -> impl IntoResponse {
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
         s.metrics.render(gauges),
     )
-}
-
-async fn no_route(uri: Uri) -> ApiError {
-    error::no_route(uri.path())
-}
-
-async fn method_not_allowed(method: Method, uri: Uri) -> ApiError {
-    error::method_not_allowed(method.as_str(), uri.path())
 }
 
 #[cfg(test)]
@@ -314,6 +296,8 @@ mod tests {
             "/api/security/{ep}",
             "/api/models",
             "/api/models/{id}",
+            "/api/login",
+            "/api/logout",
         ] {
             assert!(
                 OPENAPI_YAML.contains(&format!("\n  {path}:\n")),

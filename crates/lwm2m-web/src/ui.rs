@@ -1,7 +1,8 @@
 //! The web UIs: static assets embedded in the binary (no build step, no npm at install time) and served
 //! under `/ui/`. The server's UI ([`server_ui`]) is mounted by [`crate::WebApi::router`], the
 //! Bootstrap-Server's ([`bootstrap_ui`]) by [`crate::bootstrap::BootstrapApi::router`]; `/` redirects to
-//! `/ui/`.
+//! `/ui/`. Both share `style.css` and `login.js` (the login card shown when the API runs with a token). The
+//! assets hold no secrets and stay open when the API needs a token.
 
 use axum::extract::Path as AxPath;
 use axum::http::{header, StatusCode};
@@ -28,6 +29,7 @@ const SERVER_ASSETS: &[Asset] = &[
     ("client.js", JS, include_str!("../assets/server/client.js")),
     ("security.js", JS, include_str!("../assets/server/security.js")),
     ("modelsview.js", JS, include_str!("../assets/server/modelsview.js")),
+    ("login.js", JS, include_str!("../assets/login.js")),
     ("style.css", CSS, include_str!("../assets/style.css")),
 ];
 
@@ -37,6 +39,7 @@ const BOOTSTRAP_ASSETS: &[Asset] = &[
     ("app.js", JS, include_str!("../assets/bootstrap/app.js")),
     ("editor.js", JS, include_str!("../assets/bootstrap/editor.js")),
     ("util.js", JS, include_str!("../assets/bootstrap/util.js")),
+    ("login.js", JS, include_str!("../assets/login.js")),
     ("style.css", CSS, include_str!("../assets/style.css")),
 ];
 

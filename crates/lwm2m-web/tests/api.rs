@@ -2,16 +2,14 @@
 //! (the client runtime with a factory data model plus the test object 3442) and HTTP requests through hyper.
 //! Every wait is for a message, an event or an HTTP answer, bounded by [`WAIT`]; nothing sleeps.
 
+mod common;
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use http_body_util::{BodyExt, Full};
-use hyper::body::{Bytes, Incoming};
-use hyper::{Method, Request, Response};
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::client::legacy::Client as HttpClient;
-use hyper_util::rt::TokioExecutor;
+use common::{Http, Sse, WAIT};
+use hyper::Method;
 use lwm2m_client::dm::{FactoryConfig, ServerConfig as Account};
 use lwm2m_client::object::{ExecHook, SimpleObject};
 use lwm2m_client::runtime::{Client, ClientConfig, ClientEvent, ClientHandle};
@@ -23,11 +21,8 @@ use lwm2m_web::WebApi;
 use serde_json::{json, Value as Json};
 use tokio::sync::{broadcast, mpsc, oneshot};
 
-const WAIT: Duration = Duration::from_secs(20);
-
 struct Harness {
-    http: HttpClient<HttpConnector, Full<Bytes>>,
-    base: String,
+    http: Http,
     server: ServerHandle,
     coap: SocketAddr,
     events: broadcast::Receiver<Event>,
@@ -102,7 +97,7 @@ impl Harness {
         let coap = server.local_addrs()[0];
         let api = WebApi::new(server.clone(), security);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let base = format!("http://{}", listener.local_addr().unwrap());
+        let http = Http::new(format!("http://{}", listener.local_addr().unwrap()));
         let (stop, stopped) = oneshot::channel::<()>();
         tokio::spawn(async move {
             api.serve(listener, async {
@@ -127,10 +122,8 @@ impl Harness {
         client_config.queue_mode = queue_mode;
         let (device, device_events) = Client::start(dm, client_config).unwrap();
         next_event(&mut events, |e| matches!(e, Event::Registered { .. })).await;
-        let http = HttpClient::builder(TokioExecutor::new()).build_http();
         Harness {
             http,
-            base,
             server,
             coap,
             events,
@@ -141,35 +134,9 @@ impl Harness {
         }
     }
 
-    async fn send(&self, method: Method, path: &str, body: &str) -> Response<Incoming> {
-        let req = Request::builder()
-            .method(method)
-            .uri(format!("{}{path}", self.base))
-            .header("content-type", "application/json")
-            .body(Full::new(Bytes::from(body.to_string())))
-            .unwrap();
-        tokio::time::timeout(WAIT, self.http.request(req))
-            .await
-            .expect("no HTTP answer in time")
-            .expect("HTTP request")
-    }
-
-    /// The status and body text.
-    async fn text(&self, method: Method, path: &str, body: &str) -> (u16, String, hyper::HeaderMap) {
-        let resp = self.send(method, path, body).await;
-        let status = resp.status().as_u16();
-        let headers = resp.headers().clone();
-        let bytes = tokio::time::timeout(WAIT, resp.into_body().collect())
-            .await
-            .expect("no HTTP body in time")
-            .unwrap()
-            .to_bytes();
-        (status, String::from_utf8(bytes.to_vec()).unwrap(), headers)
-    }
-
     /// The status and JSON body.
     async fn call(&self, method: Method, path: &str, body: &str) -> (u16, Json) {
-        let (status, text, headers) = self.text(method, path, body).await;
+        let (status, text, headers) = self.http.text(method, path, body).await;
         assert_eq!(
             headers.get("content-type").map(|v| v.to_str().unwrap()),
             Some("application/json"),
@@ -183,54 +150,6 @@ impl Harness {
 
     async fn get(&self, path: &str) -> (u16, Json) {
         self.call(Method::GET, path, "").await
-    }
-}
-
-/// An SSE stream being read.
-struct Sse {
-    body: Incoming,
-    buf: String,
-}
-
-impl Sse {
-    async fn open(h: &Harness, query: &str) -> Sse {
-        let resp = h.send(Method::GET, &format!("/api/events{query}"), "").await;
-        assert_eq!(resp.status(), 200);
-        assert_eq!(resp.headers()["content-type"], "text/event-stream");
-        Sse {
-            body: resp.into_body(),
-            buf: String::new(),
-        }
-    }
-
-    /// The next named event: `(name, data)`.
-    async fn next(&mut self) -> (String, Json) {
-        loop {
-            if let Some(i) = self.buf.find("\n\n") {
-                let block: String = self.buf.drain(..i + 2).collect();
-                let mut name = None;
-                let mut data = String::new();
-                for line in block.lines() {
-                    if let Some(n) = line.strip_prefix("event:") {
-                        name = Some(n.trim().to_string());
-                    } else if let Some(d) = line.strip_prefix("data:") {
-                        data.push_str(d.trim_start());
-                    }
-                }
-                if let Some(name) = name {
-                    return (name, serde_json::from_str(&data).unwrap());
-                }
-                continue;
-            }
-            let frame = tokio::time::timeout(WAIT, self.body.frame())
-                .await
-                .expect("no SSE data in time")
-                .expect("the SSE stream ended")
-                .unwrap();
-            if let Ok(data) = frame.into_data() {
-                self.buf.push_str(std::str::from_utf8(&data).unwrap());
-            }
-        }
     }
 }
 
@@ -374,6 +293,7 @@ async fn clients_reads_writes_and_execute() {
 
     // Create and Delete.
     let (s, text, headers) = h
+        .http
         .text(Method::POST, "/api/clients/dev-1/3442", r#"{"/3442/7/110": "new"}"#)
         .await;
     assert_eq!(s, 201, "{text}");
@@ -396,7 +316,7 @@ async fn clients_reads_writes_and_execute() {
     // (a bounded number of HTTP round trips) until it has caught up with the registration event.
     let mut attempts = 0;
     let (s, text) = loop {
-        let (s, text, _) = h.text(Method::GET, "/metrics", "").await;
+        let (s, text, _) = h.http.text(Method::GET, "/metrics", "").await;
         attempts += 1;
         if text.contains("lwm2m_events_total{kind=\"registered\"} 1\n") || attempts == 200 {
             break (s, text);
@@ -410,7 +330,7 @@ async fn clients_reads_writes_and_execute() {
         text.contains("lwm2m_device_requests_total{outcome=\"device_error\"} 1\n"),
         "{text}"
     );
-    let (s, text, headers) = h.text(Method::GET, "/api/openapi.yaml", "").await;
+    let (s, text, headers) = h.http.text(Method::GET, "/api/openapi.yaml", "").await;
     assert_eq!(s, 200);
     assert!(text.starts_with("openapi: 3"), "{text}");
     assert!(headers["content-type"]
@@ -428,8 +348,8 @@ async fn clients_reads_writes_and_execute() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn observe_notifications_reach_the_event_stream() {
     let h = Harness::start().await;
-    let mut sse = Sse::open(&h, "?ep=dev-1&kind=notification,observation-ended").await;
-    let mut all = Sse::open(&h, "").await;
+    let mut sse = Sse::open(&h.http, "?ep=dev-1&kind=notification,observation-ended").await;
+    let mut all = Sse::open(&h.http, "").await;
 
     let (s, r) = h.call(Method::POST, "/api/clients/dev-1/3442/0/120/observe", "").await;
     assert_eq!((s, &r["values"]), (200, &json!({"/3442/0/120": 42})), "{r}");
@@ -441,7 +361,7 @@ async fn observe_notifications_reach_the_event_stream() {
     // A change on the device is notified.
     let (s, _) = h.call(Method::PUT, "/api/clients/dev-1/3442/0/120", "43").await;
     assert_eq!(s, 200);
-    let (name, ev) = sse.next().await;
+    let (name, ev) = sse.next_open().await;
     assert_eq!(name, "notification");
     assert_eq!(ev["endpoint"], "dev-1");
     assert_eq!(ev["observation"], id);
@@ -449,7 +369,7 @@ async fn observe_notifications_reach_the_event_stream() {
 
     // The unfiltered stream saw the same notification (and nothing of other kinds is lost on the way).
     loop {
-        let (name, ev) = all.next().await;
+        let (name, ev) = all.next_open().await;
         if name == "notification" {
             assert_eq!(ev["values"], json!({"/3442/0/120": 43}));
             break;
@@ -466,7 +386,7 @@ async fn observe_notifications_reach_the_event_stream() {
         "{r}"
     );
     assert_eq!(r["code"], "2.05");
-    let (name, ev) = sse.next().await;
+    let (name, ev) = sse.next_open().await;
     assert_eq!(
         (name.as_str(), ev["observation"].as_u64()),
         ("observation-ended", Some(id))
@@ -503,13 +423,13 @@ async fn observe_notifications_reach_the_event_stream() {
     // Registration events: a Registration Update shows up as "updated".
     h.device.update(None).await.unwrap();
     loop {
-        let (name, ev) = all.next().await;
+        let (name, ev) = all.next_open().await;
         if name == "updated" {
             assert_eq!(ev["registration"]["endpoint"], "dev-1");
             break;
         }
     }
-    let (_, text, _) = h.text(Method::GET, "/metrics", "").await;
+    let (_, text, _) = h.http.text(Method::GET, "/metrics", "").await;
     assert!(text.contains("\nlwm2m_sse_subscribers 2\n"), "{text}");
     h.server.shutdown().await;
 }
@@ -667,7 +587,7 @@ async fn queue_mode_holds_requests_and_send_reaches_the_stream() {
     let mut h = Harness::start_with(true, Duration::from_millis(300)).await;
     // The server considers the device asleep 300 ms after its Register.
     next_event(&mut h.events, |e| matches!(e, Event::Sleeping { .. })).await;
-    let mut sse = Sse::open(&h, "?ep=dev-1").await;
+    let mut sse = Sse::open(&h.http, "?ep=dev-1").await;
     let (_, d) = h.get("/api/clients/dev-1").await;
     assert_eq!(
         (d["queue_mode"].as_bool(), d["presence"].as_str()),
@@ -678,13 +598,9 @@ async fn queue_mode_holds_requests_and_send_reaches_the_stream() {
     // A read is held while it sleeps...
     let read = {
         let http = h.http.clone();
-        let url = format!("{}/api/clients/dev-1/3/0/0?timeout=15s", h.base);
         tokio::spawn(async move {
-            let req = Request::get(url).body(Full::new(Bytes::new())).unwrap();
-            let resp = http.request(req).await.unwrap();
-            let status = resp.status().as_u16();
-            let body = resp.into_body().collect().await.unwrap().to_bytes();
-            (status, serde_json::from_slice::<Json>(&body).unwrap())
+            let (status, text, _) = http.text(Method::GET, "/api/clients/dev-1/3/0/0?timeout=15s", "").await;
+            (status, serde_json::from_str::<Json>(&text).unwrap())
         })
     };
     let mut held = Json::Null;
@@ -699,7 +615,7 @@ async fn queue_mode_holds_requests_and_send_reaches_the_stream() {
     assert_eq!(held["presence"], "sleeping", "{held}");
     assert_eq!(held["requests"][0]["operation"], "Read");
     assert_eq!(held["requests"][0]["paths"], json!(["/3/0/0"]));
-    let (_, text, _) = h.text(Method::GET, "/metrics", "").await;
+    let (_, text, _) = h.http.text(Method::GET, "/metrics", "").await;
     assert!(text.contains("\nlwm2m_queued_requests 1\n"), "{text}");
 
     // ... and goes out when the device wakes up with an Update.
@@ -708,14 +624,14 @@ async fn queue_mode_holds_requests_and_send_reaches_the_stream() {
     assert_eq!((s, r["values"]["/3/0/0"].is_string()), (200, true), "{r}");
     let mut kinds = Vec::new();
     while !kinds.contains(&"awake".to_string()) {
-        kinds.push(sse.next().await.0);
+        kinds.push(sse.next_open().await.0);
     }
     assert_eq!(h.get("/api/clients/dev-1/queue").await.1["requests"], json!([]));
 
     // Send (POST /dp) arrives as a "send" event with the records.
     h.device.send(1, vec!["/3303/0/5700".parse().unwrap()]).await.unwrap();
     loop {
-        let (name, ev) = sse.next().await;
+        let (name, ev) = sse.next_open().await;
         if name == "send" {
             assert_eq!(ev["records"][0]["path"], "/3303/0/5700", "{ev}");
             assert_eq!(ev["records"][0]["value"], 21.0, "{ev}");

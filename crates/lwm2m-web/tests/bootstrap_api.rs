@@ -4,17 +4,14 @@
 //! towards a real `lwm2m_server` LwM2M Server. Every wait is for an HTTP answer, an SSE event or a server
 //! event, bounded by [`WAIT`]; nothing sleeps.
 
+mod common;
+
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
 
-use http_body_util::{BodyExt, Full};
-use hyper::body::{Bytes, Incoming};
-use hyper::{Method, Request, Response};
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::client::legacy::Client as HttpClient;
-use hyper_util::rt::TokioExecutor;
+use common::{content_type, Http, Sse, WAIT};
+use hyper::Method;
 use lwm2m_bootstrap::{BootstrapServer, BootstrapServerConfig, BootstrapServerHandle, ConfigStore, FileConfigStore};
 use lwm2m_client::dm::{BootstrapConfig as DeviceBootstrap, Credentials, FactoryConfig};
 use lwm2m_client::runtime::{Client, ClientConfig};
@@ -23,8 +20,6 @@ use lwm2m_server::{Event as ServerEvent, Server, ServerConfig};
 use lwm2m_web::bootstrap::BootstrapApi;
 use serde_json::{json, Value as Json};
 use tokio::sync::{broadcast, oneshot};
-
-const WAIT: Duration = Duration::from_secs(30);
 
 /// A fresh directory under the system temp dir, removed when dropped.
 struct TempDir(PathBuf);
@@ -51,8 +46,7 @@ impl Drop for TempDir {
 
 /// A Bootstrap-Server on a file store and its API on an ephemeral HTTP port.
 struct Harness {
-    http: HttpClient<HttpConnector, Full<Bytes>>,
-    base: String,
+    http: Http,
     bs: BootstrapServerHandle,
     file: PathBuf,
     stop: Option<oneshot::Sender<()>>,
@@ -77,7 +71,7 @@ impl Harness {
         let bs = start_bs(&file).await;
         let api = BootstrapApi::new(bs.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let base = format!("http://{}", listener.local_addr().unwrap());
+        let http = Http::new(format!("http://{}", listener.local_addr().unwrap()));
         let (stop, stopped) = oneshot::channel::<()>();
         let web = tokio::spawn(async move {
             api.serve(listener, async {
@@ -86,8 +80,7 @@ impl Harness {
             .await
         });
         Harness {
-            http: HttpClient::builder(TokioExecutor::new()).build_http(),
-            base,
+            http,
             bs,
             file,
             stop: Some(stop),
@@ -108,36 +101,6 @@ impl Harness {
         self.bs.shutdown().await;
     }
 
-    async fn send(&self, method: Method, path: &str, body: &str) -> Response<Incoming> {
-        let req = Request::builder()
-            .method(method)
-            .uri(format!("{}{path}", self.base))
-            .header("content-type", "application/json")
-            .body(Full::new(Bytes::from(body.to_string())))
-            .unwrap();
-        tokio::time::timeout(WAIT, self.http.request(req))
-            .await
-            .expect("no HTTP answer in time")
-            .expect("HTTP request")
-    }
-
-    /// The status, content type and body text.
-    async fn text(&self, method: Method, path: &str, body: &str) -> (u16, String, String) {
-        let resp = self.send(method, path, body).await;
-        let status = resp.status().as_u16();
-        let ctype = resp
-            .headers()
-            .get("content-type")
-            .map(|v| v.to_str().unwrap().to_string())
-            .unwrap_or_default();
-        let bytes = tokio::time::timeout(WAIT, resp.into_body().collect())
-            .await
-            .expect("no HTTP body in time")
-            .unwrap()
-            .to_bytes();
-        (status, ctype, String::from_utf8(bytes.to_vec()).unwrap())
-    }
-
     /// The status and JSON body (`null` for an empty body, e.g. 204).
     async fn call(&self, method: Method, path: &str, body: &Json) -> (u16, Json) {
         let body = if body.is_null() {
@@ -145,11 +108,11 @@ impl Harness {
         } else {
             body.to_string()
         };
-        let (status, ctype, text) = self.text(method, path, &body).await;
+        let (status, text, headers) = self.http.text(method, path, &body).await;
         if text.is_empty() {
             return (status, Json::Null);
         }
-        assert_eq!(ctype, "application/json", "{path}: {text}");
+        assert_eq!(content_type(&headers), "application/json", "{path}: {text}");
         (
             status,
             serde_json::from_str(&text).unwrap_or_else(|e| panic!("{path}: {e}: {text}")),
@@ -179,53 +142,6 @@ fn assert_error(answer: &(u16, Json), status: u16, error: &str) {
         "no reason: {}",
         answer.1
     );
-}
-
-/// An SSE stream being read.
-struct Sse {
-    body: Incoming,
-    buf: String,
-}
-
-impl Sse {
-    async fn open(h: &Harness, query: &str) -> Sse {
-        let resp = h.send(Method::GET, &format!("/api/events{query}"), "").await;
-        assert_eq!(resp.status(), 200);
-        assert_eq!(resp.headers()["content-type"], "text/event-stream");
-        Sse {
-            body: resp.into_body(),
-            buf: String::new(),
-        }
-    }
-
-    /// The next named event: `(name, data)`; `None` when the stream ended.
-    async fn next(&mut self) -> Option<(String, Json)> {
-        loop {
-            if let Some(i) = self.buf.find("\n\n") {
-                let block: String = self.buf.drain(..i + 2).collect();
-                let mut name = None;
-                let mut data = String::new();
-                for line in block.lines() {
-                    if let Some(n) = line.strip_prefix("event:") {
-                        name = Some(n.trim().to_string());
-                    } else if let Some(d) = line.strip_prefix("data:") {
-                        data.push_str(d.trim_start());
-                    }
-                }
-                if let Some(name) = name {
-                    return Some((name, serde_json::from_str(&data).unwrap()));
-                }
-                continue;
-            }
-            let frame = tokio::time::timeout(WAIT, self.body.frame())
-                .await
-                .expect("no SSE data in time")?
-                .unwrap();
-            if let Ok(data) = frame.into_data() {
-                self.buf.push_str(std::str::from_utf8(&data).unwrap());
-            }
-        }
-    }
 }
 
 fn server_account(ssid: u16, uri: &str) -> Json {
@@ -345,11 +261,12 @@ async fn configs_crud_validation_and_persistence() {
         405,
         "method_not_allowed",
     );
-    let (s, ctype, yaml) = h.text(Method::GET, "/api/openapi.yaml", "").await;
+    let (s, yaml, headers) = h.http.text(Method::GET, "/api/openapi.yaml", "").await;
+    let ctype = content_type(&headers);
     assert_eq!(s, 200);
     assert!(ctype.starts_with("application/yaml"), "{ctype}");
     assert!(yaml.contains("/api/sessions/{ep}/trigger:"));
-    let (s, _, html) = h.text(Method::GET, "/ui/", "").await;
+    let (s, html, _) = h.http.text(Method::GET, "/ui/", "").await;
     assert_eq!(s, 200);
     assert!(html.contains("app.js"));
 
@@ -381,7 +298,7 @@ async fn configs_crud_validation_and_persistence() {
 impl Harness {
     /// A raw body (not JSON) and the JSON answer.
     async fn text_json(&self, method: Method, path: &str, body: &str) -> (u16, Json) {
-        let (s, _, text) = self.text(method, path, body).await;
+        let (s, text, _) = self.http.text(method, path, body).await;
         (
             s,
             serde_json::from_str(&text).unwrap_or_else(|e| panic!("{path}: {e}: {text}")),
@@ -534,7 +451,7 @@ async fn a_device_bootstraps_with_a_configuration_made_through_the_api() {
         "bad_query",
     );
 
-    let mut sse = Sse::open(&h, &format!("?ep={EP}")).await;
+    let mut sse = Sse::open(&h.http, &format!("?ep={EP}")).await;
     let device = FactoryConfig {
         bootstrap: Some(DeviceBootstrap {
             uri: format!("coap://{}", h.bs.local_addrs()[0]),

@@ -8,8 +8,10 @@
 //! docs/screenshots/ are made).
 #![forbid(unsafe_code)]
 
+use std::future::Future;
 use std::net::{SocketAddr, TcpListener as StdListener};
 use std::path::{Path as FsPath, PathBuf};
+use std::pin::Pin;
 use std::process::Stdio;
 use std::sync::Arc;
 use std::time::Duration;
@@ -266,6 +268,31 @@ impl Browser {
     }
 }
 
+/// Completes when the test stops an HTTP server.
+type Stopped = Pin<Box<dyn Future<Output = ()> + Send>>;
+
+/// Spawns `serve` on an ephemeral 127.0.0.1 port; it serves until the returned sender says stop (or is
+/// dropped). Returns `http://127.0.0.1:{port}` and that sender.
+async fn serve_http<F, Fut>(serve: F) -> Result<(String, watch::Sender<bool>), Error>
+where
+    F: FnOnce(tokio::net::TcpListener, Stopped) -> Fut,
+    Fut: Future<Output = std::io::Result<()>> + Send + 'static,
+{
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let http = format!("http://{}", listener.local_addr()?);
+    let (stop, mut stopped) = watch::channel(false);
+    let serving = serve(
+        listener,
+        Box::pin(async move {
+            let _ = stopped.changed().await;
+        }),
+    );
+    tokio::spawn(async move {
+        let _ = serving.await;
+    });
+    Ok((http, stop))
+}
+
 /// A running LwM2M server with its REST API and UI on 127.0.0.1 ephemeral ports.
 pub struct TestServer {
     /// The server.
@@ -290,6 +317,15 @@ impl TestServer {
     /// Like [`TestServer::start`] with `config` (its `security` store is replaced by a fresh
     /// `MemorySecurityStore` shared with the REST API), e.g. a short `awake_time` for queue-mode tests.
     pub async fn start_with(config: ServerConfig) -> Result<TestServer, Error> {
+        TestServer::start_inner(config, None).await
+    }
+
+    /// Like [`TestServer::start`], its API requiring `token` (`WebApi::with_token`): the UI asks for it.
+    pub async fn start_with_token(token: &str) -> Result<TestServer, Error> {
+        TestServer::start_inner(ServerConfig::default(), Some(token.to_string())).await
+    }
+
+    async fn start_inner(config: ServerConfig, token: Option<String>) -> Result<TestServer, Error> {
         let security = Arc::new(MemorySecurityStore::new());
         let config = ServerConfig {
             security: security.clone(),
@@ -297,18 +333,9 @@ impl TestServer {
         };
         let (server, events) = Server::bind(config, "127.0.0.1:0".parse()?).await?;
         let coap = server.local_addrs()[0];
-        let api = WebApi::new(server.clone(), security);
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-        let http = format!("http://{}", listener.local_addr()?);
-        let (stop, mut stopped) = watch::channel(false);
+        let api = WebApi::new(server.clone(), security).with_token(token);
         let serving = api.clone();
-        tokio::spawn(async move {
-            let _ = serving
-                .serve(listener, async move {
-                    let _ = stopped.changed().await;
-                })
-                .await;
-        });
+        let (http, stop) = serve_http(move |l, stopped| async move { serving.serve(l, stopped).await }).await?;
         Ok(TestServer {
             server,
             events,
@@ -370,6 +397,15 @@ pub struct TestBootstrap {
 impl TestBootstrap {
     /// Starts the Bootstrap-Server on an empty configuration file and its HTTP face.
     pub async fn start() -> Result<TestBootstrap, Error> {
+        TestBootstrap::start_inner(None).await
+    }
+
+    /// Like [`TestBootstrap::start`], its API requiring `token` (`BootstrapApi::with_token`).
+    pub async fn start_with_token(token: &str) -> Result<TestBootstrap, Error> {
+        TestBootstrap::start_inner(Some(token.to_string())).await
+    }
+
+    async fn start_inner(token: Option<String>) -> Result<TestBootstrap, Error> {
         static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
         let dir = std::env::temp_dir().join(format!(
             "lwm2m-browser-bs-{}-{}",
@@ -389,18 +425,9 @@ impl TestBootstrap {
         .await?;
         let events = bs.subscribe();
         let coap = bs.local_addrs()[0];
-        let api = lwm2m_web::bootstrap::BootstrapApi::new(bs.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-        let http = format!("http://{}", listener.local_addr()?);
-        let (stop, mut stopped) = watch::channel(false);
+        let api = lwm2m_web::bootstrap::BootstrapApi::new(bs.clone()).with_token(token);
         let serving = api.clone();
-        tokio::spawn(async move {
-            let _ = serving
-                .serve(listener, async move {
-                    let _ = stopped.changed().await;
-                })
-                .await;
-        });
+        let (http, stop) = serve_http(move |l, stopped| async move { serving.serve(l, stopped).await }).await?;
         Ok(TestBootstrap {
             bs,
             events,

@@ -10,46 +10,30 @@ use lwm2m_bootstrap::config::{BootstrapConfig, ServerAccount};
 use lwm2m_bootstrap::server::{BootstrapServer, BootstrapServerConfig, Event as BsEvent, EventKind};
 use lwm2m_bootstrap::session::SessionEvent;
 use lwm2m_bootstrap::store::{ConfigStore, MemoryConfigStore};
-use lwm2m_client::dm::{BootstrapConfig as DeviceBootstrap, Credentials, FactoryConfig};
+use lwm2m_client::dm::Credentials;
 use lwm2m_client::runtime::{Client, ClientConfig};
 use lwm2m_coap::Code;
-use lwm2m_server::{Event, RequestOptions, Server, ServerConfig};
-use tokio::sync::{broadcast, mpsc};
-use tokio::time::timeout;
+use lwm2m_server::{RequestOptions, Server, ServerConfig};
+use lwm2m_testkit::client::bootstrap_only;
+use lwm2m_testkit::events::next_map;
+use lwm2m_testkit::server::registered;
+use tokio::sync::mpsc;
 
 const WAIT: Duration = Duration::from_secs(30);
 
-async fn registered(events: &mut broadcast::Receiver<Event>, endpoint: &str) {
-    timeout(WAIT, async {
-        loop {
-            match events.recv().await {
-                Ok(Event::Registered { registration, .. }) if registration.endpoint == endpoint => return,
-                Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}
-                Err(e) => panic!("server events ended: {e}"),
-            }
-        }
-    })
-    .await
-    .expect("the device registers at the LwM2M server")
-}
-
 /// Waits for the end of the next bootstrap session of `endpoint`; returns its number.
 async fn session_finished(events: &mut mpsc::UnboundedReceiver<BsEvent>, endpoint: &str) -> u64 {
-    timeout(WAIT, async {
-        loop {
-            let e = events.recv().await.expect("bootstrap events open");
-            if e.endpoint != endpoint {
-                continue;
-            }
-            match &e.kind {
-                EventKind::Session(SessionEvent::Finished { .. }) => return e.session,
-                EventKind::Session(SessionEvent::Failed { reason }) => panic!("bootstrap session failed: {reason}"),
-                _ => {}
-            }
+    next_map(events, WAIT, |e| {
+        if e.endpoint != endpoint {
+            return None;
+        }
+        match &e.kind {
+            EventKind::Session(SessionEvent::Finished { .. }) => Some(e.session),
+            EventKind::Session(SessionEvent::Failed { reason }) => panic!("bootstrap session failed: {reason}"),
+            _ => None,
         }
     })
     .await
-    .expect("the bootstrap session ends")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -74,21 +58,11 @@ async fn provisioned_by_bootstrap_then_bsr_2_trigger_from_the_server_api() {
     let bs_uri = format!("coap://{}", bs.local_addrs()[0]);
 
     // The device knows only its Bootstrap-Server (factory bootstrap of the BS account).
-    let dm = FactoryConfig {
-        bootstrap: Some(DeviceBootstrap {
-            uri: bs_uri,
-            credentials: Credentials::NoSec,
-            hold_off_s: Some(0),
-            account_timeout_s: None,
-        }),
-        ..FactoryConfig::default()
-    }
-    .build()
-    .unwrap();
+    let dm = bootstrap_only(&bs_uri, Credentials::NoSec).build().unwrap();
     let (client, _client_events) = Client::start(dm, ClientConfig::new(EP)).unwrap();
 
     let first = session_finished(&mut bs_events, EP).await;
-    registered(&mut server_events, EP).await;
+    registered(&mut server_events, EP, WAIT).await;
     let reg = server.registration(EP).unwrap().expect("registration stored");
     assert!(
         reg.objects.objects.iter().any(|o| o.object_id == 1),
@@ -114,7 +88,7 @@ async fn provisioned_by_bootstrap_then_bsr_2_trigger_from_the_server_api() {
     let second = session_finished(&mut bs_events, EP).await;
     assert!(second > first, "a new bootstrap session ran");
     // ... after which the device registers again.
-    registered(&mut server_events, EP).await;
+    registered(&mut server_events, EP, WAIT).await;
 
     client.shutdown().await;
     bs.shutdown().await;

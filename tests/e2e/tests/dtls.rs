@@ -1,7 +1,6 @@
 //! Our client registers at our server over DTLS 1.2 with a pre-shared key (TLS_PSK_WITH_AES_128_CCM_8), is
 //! managed over the same session, and a device claiming the wrong credentials gets nowhere.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use lwm2m_client::dm::{Credentials, FactoryConfig, ServerConfig as AccountConfig};
@@ -9,40 +8,19 @@ use lwm2m_client::runtime::{Client, ClientConfig, ClientEvent};
 use lwm2m_coap::{Code, EndpointConfig, PeerIdentity, UdpEndpoint};
 use lwm2m_core::node::{Node, ResourceNode};
 use lwm2m_core::Value;
-use lwm2m_dtls::coap_layer::DtlsServerLayer;
-use lwm2m_dtls::DtlsServer;
-use lwm2m_server::security::{Credential, MemorySecurityStore, SecurityInfo, StoreCredentials};
 use lwm2m_server::{Event, RequestOptions, Server, ServerConfig};
-use tokio::sync::broadcast;
-use tokio::time::timeout;
+use lwm2m_testkit::events::{next_event, next_map};
+use lwm2m_testkit::server::psk_dtls;
 
 const WAIT: Duration = Duration::from_secs(30);
 const KEY: &[u8] = b"0123456789abcdef";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn client_registers_over_dtls_psk_and_is_managed() {
-    let security = Arc::new(MemorySecurityStore::new());
-    security
-        .put(SecurityInfo {
-            endpoint: "urn:dev:psk".into(),
-            credential: Credential::Psk {
-                identity: "psk-identity".into(),
-                key: KEY.to_vec(),
-            },
-        })
+    let (security, layer) = psk_dtls("urn:dev:psk", "psk-identity", KEY);
+    let socket = UdpEndpoint::bind_secure("127.0.0.1:0".parse().unwrap(), EndpointConfig::default(), layer)
+        .await
         .unwrap();
-    let dtls = DtlsServer::new(
-        lwm2m_dtls::ServerConfig::default(),
-        Arc::new(StoreCredentials(security.clone())),
-    )
-    .unwrap();
-    let socket = UdpEndpoint::bind_secure(
-        "127.0.0.1:0".parse().unwrap(),
-        EndpointConfig::default(),
-        DtlsServerLayer::new(dtls),
-    )
-    .await
-    .unwrap();
     let addr = socket.0.local_addr();
     let (server, mut events) = Server::start(
         ServerConfig {
@@ -67,17 +45,11 @@ async fn client_registers_over_dtls_psk_and_is_managed() {
     .unwrap();
     let (client, mut client_events) = Client::start(dm, ClientConfig::new("urn:dev:psk")).unwrap();
 
-    let registration = timeout(WAIT, async {
-        loop {
-            match events.recv().await {
-                Ok(Event::Registered { registration, .. }) => return registration,
-                Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}
-                Err(e) => panic!("{e}"),
-            }
-        }
-    })
-    .await
-    .expect("registered over DTLS");
+    let Event::Registered { registration, .. } =
+        next_event(&mut events, WAIT, |e| matches!(e, Event::Registered { .. })).await
+    else {
+        unreachable!()
+    };
     assert_eq!(registration.endpoint, "urn:dev:psk");
     assert_eq!(registration.identity, Some(PeerIdentity::Psk(b"psk-identity".to_vec())));
 
@@ -97,15 +69,7 @@ async fn client_registers_over_dtls_psk_and_is_managed() {
     );
     client.shutdown().await;
     // De-registered on shutdown.
-    timeout(WAIT, async {
-        loop {
-            if let Ok(Event::Deregistered { .. }) = events.recv().await {
-                return;
-            }
-        }
-    })
-    .await
-    .expect("de-registered");
+    next_event(&mut events, WAIT, |e| matches!(e, Event::Deregistered { .. })).await;
     while client_events.try_recv().is_ok() {}
 
     // A device with the right identity but the wrong key never registers.
@@ -124,17 +88,12 @@ async fn client_registers_over_dtls_psk_and_is_managed() {
     config.coap.ack_timeout_ms = 200;
     config.coap.max_retransmit = 1;
     let (intruder, mut intruder_events) = Client::start(dm, config).unwrap();
-    let failed = timeout(WAIT, async {
-        loop {
-            match intruder_events.recv().await.expect("events open") {
-                e @ (ClientEvent::RequestFailed { .. } | ClientEvent::RegistrationFailed { .. }) => return e,
-                ClientEvent::Registered { .. } => panic!("registered with a wrong key"),
-                _ => {}
-            }
-        }
+    let failed = next_map(&mut intruder_events, WAIT, |e| match e {
+        ClientEvent::RequestFailed { .. } | ClientEvent::RegistrationFailed { .. } => Some(e.clone()),
+        ClientEvent::Registered { .. } => panic!("registered with a wrong key"),
+        _ => None,
     })
-    .await
-    .expect("the Register attempt fails");
+    .await;
     assert!(matches!(
         failed,
         ClientEvent::RequestFailed { .. } | ClientEvent::RegistrationFailed { .. }

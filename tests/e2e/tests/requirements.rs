@@ -7,13 +7,14 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use lwm2m_client::dm::{DataModel, FactoryConfig, ServerConfig as AccountConfig};
-use lwm2m_client::object::SimpleObject;
 use lwm2m_client::runtime::{Client, ClientConfig, ClientEvent, ClientHandle};
 use lwm2m_coap::Code;
-use lwm2m_core::model::{ModelRegistry, Models};
-use lwm2m_core::node::{InstanceNode, Node, ResourceNode, ResourceValue};
+use lwm2m_core::node::{Node, ResourceNode, ResourceValue};
 use lwm2m_core::{Path, Value};
 use lwm2m_server::{Event, RequestOptions, Server, ServerConfig, ServerHandle};
+use lwm2m_testkit::client::{object_3442, resource_1120};
+use lwm2m_testkit::events::{next_event, next_matching};
+use lwm2m_testkit::server::registered;
 use tokio::sync::{broadcast, mpsc};
 use tokio::time::timeout;
 
@@ -36,57 +37,8 @@ fn device(servers: Vec<AccountConfig>) -> DataModel {
     }
     .build()
     .expect("factory configuration is consistent");
-    let model = ModelRegistry::builtin().object(3442).expect("3442 is built in").clone();
-    dm.add_object(SimpleObject::new(model).with_instance(InstanceNode::new(
-        0,
-        [ResourceNode::multiple(
-            1120,
-            [
-                (0, Value::Integer(10)),
-                (1, Value::Integer(11)),
-                (2, Value::Integer(12)),
-            ],
-        )],
-    )));
+    dm.add_object(object_3442([resource_1120()]));
     dm
-}
-
-async fn next_event<T: Clone>(rx: &mut broadcast::Receiver<T>, mut pred: impl FnMut(&T) -> bool) -> T {
-    timeout(WAIT, async {
-        loop {
-            match rx.recv().await {
-                Ok(e) if pred(&e) => return e,
-                Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => continue,
-                Err(e) => panic!("event stream ended: {e}"),
-            }
-        }
-    })
-    .await
-    .expect("event within the deadline")
-}
-
-async fn next_client_event(
-    rx: &mut mpsc::UnboundedReceiver<ClientEvent>,
-    mut pred: impl FnMut(&ClientEvent) -> bool,
-) -> ClientEvent {
-    timeout(WAIT, async {
-        loop {
-            let e = rx.recv().await.expect("client event stream open");
-            if pred(&e) {
-                return e;
-            }
-        }
-    })
-    .await
-    .expect("client event within the deadline")
-}
-
-async fn registered(events: &mut broadcast::Receiver<Event>, endpoint: &str) {
-    next_event(
-        events,
-        |e| matches!(e, Event::Registered { registration, .. } if registration.endpoint == endpoint),
-    )
-    .await;
 }
 
 fn start_client(dm: DataModel, config: ClientConfig) -> (ClientHandle, mpsc::UnboundedReceiver<ClientEvent>) {
@@ -99,7 +51,7 @@ async fn dse_001_single_resource_instance() {
     let (server, mut events, addr) = start_server().await;
     let dm = device(vec![AccountConfig::new(1, format!("coap://{addr}"), 300)]);
     let (client, _cev) = start_client(dm, ClientConfig::new("urn:dev:dse-001"));
-    registered(&mut events, "urn:dev:dse-001").await;
+    registered(&mut events, "urn:dev:dse-001", WAIT).await;
 
     let ri: Path = "/3442/0/1120/1".parse().unwrap();
     for format in [
@@ -171,9 +123,10 @@ async fn bsr_8_values_sent_with_registration() {
     let mut config = ClientConfig::new("urn:dev:bsr-8");
     config.send_on_register = vec!["/3303/0/5700".parse().unwrap(), "/3/0/0".parse().unwrap()];
     let (client, _cev) = start_client(dm, config);
-    registered(&mut events, "urn:dev:bsr-8").await;
+    registered(&mut events, "urn:dev:bsr-8", WAIT).await;
     let Event::Send { endpoint, records, .. } = next_event(
         &mut events,
+        WAIT,
         |e| matches!(e, Event::Send { endpoint, .. } if endpoint == "urn:dev:bsr-8"),
     )
     .await
@@ -210,7 +163,7 @@ async fn bsr_5_registration_priority_order() {
         let mut v = Vec::new();
         while v.len() < 2 {
             if let ClientEvent::Registered { ssid, .. } =
-                next_client_event(&mut cev, |e| matches!(e, ClientEvent::Registered { .. })).await
+                next_matching(&mut cev, WAIT, |e| matches!(e, ClientEvent::Registered { .. })).await
             {
                 v.push(ssid);
             }
@@ -218,8 +171,8 @@ async fn bsr_5_registration_priority_order() {
         v
     };
     assert_eq!(order, vec![2, 1]);
-    registered(&mut second_events, "urn:dev:bsr-5").await;
-    registered(&mut first_events, "urn:dev:bsr-5").await;
+    registered(&mut second_events, "urn:dev:bsr-5", WAIT).await;
+    registered(&mut first_events, "urn:dev:bsr-5", WAIT).await;
     client.shutdown().await;
     first.shutdown().await;
     second.shutdown().await;
@@ -248,14 +201,14 @@ async fn bsr_3_4_retry_then_fall_back_to_the_next_server() {
     config.coap.ack_timeout_ms = 200;
     config.coap.max_retransmit = 1;
     let (client, mut cev) = start_client(device(vec![a, b]), config);
-    let failed = next_client_event(&mut cev, |e| matches!(e, ClientEvent::RegistrationFailed { .. })).await;
+    let failed = next_matching(&mut cev, WAIT, |e| matches!(e, ClientEvent::RegistrationFailed { .. })).await;
     assert!(
         matches!(failed, ClientEvent::RegistrationFailed { ssid: 1, .. }),
         "{failed:?}"
     );
-    let ok = next_client_event(&mut cev, |e| matches!(e, ClientEvent::Registered { .. })).await;
+    let ok = next_matching(&mut cev, WAIT, |e| matches!(e, ClientEvent::Registered { .. })).await;
     assert!(matches!(ok, ClientEvent::Registered { ssid: 2, .. }), "{ok:?}");
-    registered(&mut live_events, "urn:dev:bsr-3").await;
+    registered(&mut live_events, "urn:dev:bsr-3", WAIT).await;
     // The dead server saw exactly the two attempts' datagrams (each a CON with one retransmission).
     let mut buf = [0u8; 2048];
     let mut seen = 0;

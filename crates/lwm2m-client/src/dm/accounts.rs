@@ -125,10 +125,41 @@ impl DataModel {
                 .filter(|a| a.security.is_some())
                 .map(|a| ServerAccount::from_resources(&a.to_server_resources()))
                 .collect(),
-            bootstrap: self
-                .bootstrap_account()
-                .map(|(_, s)| BootstrapAccount::new(s.client_hold_off_s)),
+            bootstrap: self.bootstrap_account().map(|(_, s)| {
+                BootstrapAccount::new(s.client_hold_off_s).with_account_timeout(s.bootstrap_account_timeout_s)
+            }),
         }
+    }
+
+    /// Deletes the Bootstrap-Server account (every Security instance with Bootstrap-Server = true), as the
+    /// `/0/x/12` Bootstrap-Server Account Timeout asks. Returns the deleted instance ids (empty when there was
+    /// none). The deletions are recorded as changes; Security is invisible to servers, so no Update follows.
+    pub fn purge_bootstrap_account(&mut self) -> Vec<u16> {
+        let targets: Vec<u16> = self
+            .security_instances()
+            .into_iter()
+            .filter(|(_, s)| s.bootstrap)
+            .map(|(i, _)| i)
+            .collect();
+        let fx = &mut self.fx;
+        let Some(h) = self.objects.get_mut(&SECURITY) else {
+            return Vec::new();
+        };
+        let mut deleted = Vec::new();
+        for iid in targets {
+            if h.delete(iid, fx).is_ok() {
+                fx.deleted(lwm2m_core::Path::instance(SECURITY, iid));
+                deleted.push(iid);
+            }
+        }
+        deleted
+    }
+
+    /// Whether a Bootstrap-Finish was accepted since this data model was built (its accounts come from a
+    /// bootstrap, not only from the factory). A restarted runtime then counts the Bootstrap-Server Account
+    /// Timeout from its start ([`EngineConfig::bootstrapped`](crate::registration::EngineConfig::bootstrapped)).
+    pub fn bootstrapped(&self) -> bool {
+        self.bootstrapped
     }
 }
 
@@ -163,6 +194,26 @@ mod tests {
         assert!(reg.servers[1].queue_mode);
         assert_eq!(reg.servers[1].binding, "U");
         assert!(reg.bootstrap.is_some());
+    }
+
+    #[test]
+    fn bootstrap_account_timeout_reaches_the_engine_and_purge_deletes_the_account() {
+        let mut dm = two_servers();
+        assert_eq!(dm.registration_accounts().bootstrap.unwrap().account_timeout_s, 0);
+        let (bs_iid, mut bs) = dm.bootstrap_account().unwrap();
+        bs.bootstrap_account_timeout_s = Some(120);
+        put(&mut dm, 0, bs.to_node(bs_iid));
+        assert_eq!(
+            dm.registration_accounts().bootstrap.unwrap().purge_delay_ms(),
+            Some(120_000)
+        );
+        dm.take_changes();
+        assert_eq!(dm.purge_bootstrap_account(), vec![bs_iid]);
+        assert!(dm.bootstrap_account().is_none());
+        assert!(dm.registration_accounts().bootstrap.is_none());
+        assert_eq!(dm.server_accounts().len(), 2, "the server accounts stay");
+        assert_eq!(dm.take_changes()[0].path, Path::instance(0, bs_iid));
+        assert_eq!(dm.purge_bootstrap_account(), Vec::<u16>::new());
     }
 
     #[test]

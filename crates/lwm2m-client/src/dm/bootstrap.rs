@@ -532,6 +532,7 @@ impl DataModel {
             )));
         }
         self.bs_snapshot = None;
+        self.bootstrapped = true;
         Ok(())
     }
 

@@ -89,6 +89,10 @@ pub struct ServerConfig {
     pub uri: String,
     /// Security mode and keys.
     pub credentials: Credentials,
+    /// `/0/x/16` DTLS/TLS Ciphersuite: the IANA values of the only cipher suites the client offers to this
+    /// server (e.g. 49320 = 0xC0A8, TLS_PSK_WITH_AES_128_CCM_8). Empty (the default) = resource absent, the
+    /// DTLS layer's default (the CCM_8 suite of the security mode).
+    pub ciphersuites: Vec<u64>,
     /// The Server object values; its `ssid` is the account's Short Server ID.
     pub server: ServerInstance,
 }
@@ -99,6 +103,7 @@ impl ServerConfig {
         ServerConfig {
             uri: uri.into(),
             credentials: Credentials::NoSec,
+            ciphersuites: Vec::new(),
             server: ServerInstance::new(ssid, lifetime_s),
         }
     }
@@ -120,7 +125,8 @@ pub struct BootstrapConfig {
 /// Everything a factory-bootstrapped client starts with.
 ///
 /// [`FactoryConfig::build`] creates Security (0), Server (1), Access Control (2), Device (3) and the optional
-/// objects. With more than one server and no explicit `access_control`, ACL instances are generated: each
+/// objects, and records the configuration in the data model ([`DataModel::factory_config`]) so that a
+/// Factory Reset can restore it ([`DataModel::factory_reset`]). With more than one server and no explicit `access_control`, ACL instances are generated: each
 /// server owns its own Server instance (nobody else may access it); every other instance is owned by the first
 /// server and gives every server full rights through the default entry; every multiple-instance object except
 /// Security, Server, Access Control and OSCORE gets an object-level instance granting Create to every server.
@@ -158,6 +164,7 @@ impl FactoryConfig {
         for (iid, s) in (0u16..).zip(&self.servers) {
             let mut sec = SecurityInstance::nosec(s.uri.clone(), s.server.ssid);
             s.credentials.apply(&mut sec);
+            sec.ciphersuites = s.ciphersuites.clone();
             security.create(sec.to_node(iid), &mut fx)?;
             server.create(s.server.to_node(iid), &mut fx)?;
         }
@@ -205,6 +212,7 @@ impl FactoryConfig {
             )));
         }
         dm.take_changes();
+        dm.factory = Some(Box::new(self.clone()));
         Ok(dm)
     }
 
@@ -235,6 +243,45 @@ impl FactoryConfig {
             }
         }
         out
+    }
+}
+
+impl DataModel {
+    /// The configuration this data model was built from ([`FactoryConfig::build`] records it), `None` for a data
+    /// model assembled by hand (unless [`DataModel::set_factory_config`] set one).
+    pub fn factory_config(&self) -> Option<&FactoryConfig> {
+        self.factory.as_deref()
+    }
+
+    /// Records (or clears) the configuration a Factory Reset restores.
+    pub fn set_factory_config(&mut self, config: Option<FactoryConfig>) {
+        self.factory = config.map(Box::new);
+    }
+
+    /// Factory Reset (`/3/0/5`): replaces the whole data model by a fresh [`FactoryConfig::build`] of the
+    /// recorded factory configuration. Everything servers, the Bootstrap-Server and the application changed
+    /// since then is gone: values, created and deleted instances, bootstrapped accounts, Access Control,
+    /// Write-Attributes, pending changes and actions. Kept: object types the factory configuration does not
+    /// build (added by the application with [`DataModel::add_object`]; unchanged, with their instances), the
+    /// multi-value format and the factory configuration itself.
+    ///
+    /// Fails with [`DmError::Internal`] (5.00), leaving the data model untouched, when there is no factory
+    /// configuration or it no longer builds.
+    pub fn factory_reset(&mut self) -> Result<(), DmError> {
+        let Some(config) = self.factory.as_deref() else {
+            return Err(DmError::internal(
+                "no factory configuration to restore (the data model was not built by FactoryConfig::build)",
+            ));
+        };
+        let mut fresh = config
+            .build()
+            .map_err(|e| DmError::internal(format!("the factory configuration does not build: {}", e.reason())))?;
+        for (oid, handler) in std::mem::take(&mut self.objects) {
+            fresh.objects.entry(oid).or_insert(handler);
+        }
+        fresh.multi_format = self.multi_format;
+        *self = fresh;
+        Ok(())
     }
 }
 
@@ -345,6 +392,58 @@ mod tests {
         let dm = c.build().unwrap();
         assert!(dm.server_accounts().is_empty());
         assert!(dm.registration_accounts().bootstrap.is_some());
+    }
+
+    #[test]
+    fn ciphersuites_reach_the_security_instance() {
+        let mut c = two();
+        c.servers[1].ciphersuites = vec![49320, 0xC0AE];
+        let dm = c.build().unwrap();
+        let accounts = dm.server_accounts();
+        assert_eq!(accounts[1].security.as_ref().unwrap().ciphersuites, vec![49320, 0xC0AE]);
+        assert!(accounts[0].security.as_ref().unwrap().ciphersuites.is_empty());
+    }
+
+    #[test]
+    fn factory_reset_restores_the_factory_configuration() {
+        let config = two();
+        let mut dm = config.build().unwrap();
+        assert_eq!(dm.factory_config(), Some(&config));
+        dm.set_multi_value_format(ContentFormat::SenmlJson).unwrap();
+        // Changes by servers: a lifetime, a new instance, Write-Attributes; an application object 3442.
+        dm.write(101, &p("/1/0/1"), WriteMode::Replace, ContentFormat::Text, b"900")
+            .unwrap();
+        let body = br#"[{"n":"/3303/7/5750","vs":"x"}]"#;
+        dm.create(101, &p("/3303"), ContentFormat::SenmlJson, body).unwrap();
+        dm.write_attributes(101, &p("/3303/0/5700"), &["pmin=5"]).unwrap();
+        dm.add_object(crate::dm::testutil::test_object());
+        // Bootstrap: the Bootstrap-Server account is deleted by a purge.
+        dm.purge_bootstrap_account();
+        dm.execute(101, &p("/3/0/5"), b"").unwrap();
+
+        dm.factory_reset().unwrap();
+        assert_eq!(dm.server_instances()[0].1.lifetime_s, 300);
+        assert_eq!(dm.handler(3303).unwrap().instances(), vec![0]);
+        assert_eq!(dm.attributes(101, &p("/3303/0/5700")), Default::default());
+        assert!(dm.bootstrap_account().is_some());
+        assert!(dm.has_object(3442), "application objects are kept");
+        assert_eq!(dm.multi_value_format(), ContentFormat::SenmlJson);
+        assert!(dm.take_changes().is_empty() && dm.take_actions().is_empty());
+        assert!(!dm.bootstrapped());
+        assert_eq!(dm.factory_config(), Some(&config));
+        // The temperature sensor is the factory's one again (a new handler).
+        assert_eq!(dm.local_read(&p("/3303/0/5700")).unwrap(), {
+            let fresh = config.build().unwrap();
+            fresh.local_read(&p("/3303/0/5700")).unwrap()
+        });
+
+        // Without a factory configuration: an error, nothing changes.
+        let mut bare = DataModel::new().with(crate::objects::device::device_object(&Default::default()));
+        assert_eq!(bare.factory_reset().unwrap_err().code(), (5, 0));
+        assert!(bare.has_object(3));
+        bare.set_factory_config(Some(config.clone()));
+        bare.factory_reset().unwrap();
+        assert_eq!(bare.server_accounts().len(), 2);
     }
 
     #[test]

@@ -99,6 +99,10 @@ pub struct DataModel {
     multi_format: ContentFormat,
     /// The Bootstrap-Server account when the bootstrap session began (restored by `bootstrap_abort`).
     bs_snapshot: Option<Option<InstanceNode>>,
+    /// The configuration this data model was built from ([`FactoryConfig::build`]), for a factory reset.
+    factory: Option<Box<FactoryConfig>>,
+    /// A Bootstrap-Finish was accepted since the data model was built (the accounts come from a bootstrap).
+    bootstrapped: bool,
 }
 
 impl std::fmt::Debug for DataModel {
@@ -108,6 +112,8 @@ impl std::fmt::Debug for DataModel {
             .field("attributes", &self.attributes)
             .field("pending", &self.fx)
             .field("multi_format", &self.multi_format)
+            .field("factory_config", &self.factory.is_some())
+            .field("bootstrapped", &self.bootstrapped)
             .finish()
     }
 }
@@ -138,6 +144,8 @@ impl DataModel {
             fx: Effects::new(),
             multi_format: ContentFormat::SenmlCbor,
             bs_snapshot: None,
+            factory: None,
+            bootstrapped: false,
         }
     }
 

@@ -1,5 +1,5 @@
 //! Configuration of the registration engine: server accounts (Object 1 resources 1, 4, 5, 7, 13–20), the
-//! bootstrap account (Object 0 resource 11) and engine-wide policy. Defaults follow Table 4.3-1 of the digest.
+//! bootstrap account (Object 0 resources 11 and 12) and engine-wide policy. Defaults follow Table 4.3-1 of the digest.
 
 /// `/1/x/17` default: attempts per communication sequence.
 pub const DEFAULT_RETRY_COUNT: u64 = 5;
@@ -213,6 +213,10 @@ pub struct BootstrapAccount {
     pub hold_off_s: u64,
     /// Retry rules for bootstrap attempts. The digest (§3.2) recommends the Table 4.3-1 defaults.
     pub retry: RetryPolicy,
+    /// `/0/x/12` Bootstrap-Server Account Timeout, seconds: the account is purged this long after a successful
+    /// bootstrap ([`Action::PurgeBootstrapAccount`](super::Action::PurgeBootstrapAccount)). 0 (also what an
+    /// absent resource gives) = never.
+    pub account_timeout_s: u64,
 }
 
 impl Default for BootstrapAccount {
@@ -220,17 +224,30 @@ impl Default for BootstrapAccount {
         BootstrapAccount {
             hold_off_s: DEFAULT_HOLD_OFF_S,
             retry: RetryPolicy::default(),
+            account_timeout_s: 0,
         }
     }
 }
 
 impl BootstrapAccount {
-    /// A bootstrap account with the given Client Hold Off Time (`None` = absent = 0 s) and default retry rules.
+    /// A bootstrap account with the given Client Hold Off Time (`None` = absent = 0 s), default retry rules and
+    /// no account timeout.
     pub fn new(hold_off_s: Option<u64>) -> Self {
         BootstrapAccount {
             hold_off_s: hold_off_s.unwrap_or(DEFAULT_HOLD_OFF_S),
-            retry: RetryPolicy::default(),
+            ..BootstrapAccount::default()
         }
+    }
+
+    /// The same account with `/0/x/12` Bootstrap-Server Account Timeout `timeout_s` (`None` = absent = never).
+    pub fn with_account_timeout(mut self, timeout_s: Option<u64>) -> Self {
+        self.account_timeout_s = timeout_s.unwrap_or(0);
+        self
+    }
+
+    /// The purge delay in milliseconds, `None` when the account is kept forever (timeout 0).
+    pub fn purge_delay_ms(&self) -> Option<u64> {
+        (self.account_timeout_s > 0).then(|| self.account_timeout_s.saturating_mul(1000))
     }
 }
 
@@ -268,6 +285,12 @@ pub struct EngineConfig {
     /// Margin in seconds for sending an Update before the lifetime expires (default 93 = MAX_TRANSMIT_WAIT).
     /// The Update goes out at `lifetime − margin` when `lifetime ≥ 2 × margin`, otherwise at `lifetime / 2`.
     pub update_margin_s: u64,
+    /// The accounts come from an earlier successful bootstrap (not from the factory), e.g. when the engine is
+    /// restarted after a reboot: the Bootstrap-Server Account Timeout of [`bootstrap`](Self::bootstrap) then
+    /// runs from the engine start (the time already elapsed before the restart is not known, so the purge can
+    /// only come later than planned, never not at all). Default false: a factory-provisioned Bootstrap-Server
+    /// account is only purged after a bootstrap.
+    pub bootstrapped: bool,
 }
 
 impl Default for EngineConfig {
@@ -277,6 +300,7 @@ impl Default for EngineConfig {
             bootstrap: None,
             reject_handling: RejectHandling::default(),
             update_margin_s: DEFAULT_UPDATE_MARGIN_S,
+            bootstrapped: false,
         }
     }
 }
@@ -409,6 +433,16 @@ mod tests {
             ..p
         };
         assert_eq!(almost.sequences(), 9);
+    }
+
+    #[test]
+    fn bootstrap_account_timeout() {
+        let bs = BootstrapAccount::new(Some(5));
+        assert_eq!((bs.hold_off_s, bs.account_timeout_s, bs.purge_delay_ms()), (5, 0, None));
+        assert_eq!(bs.with_account_timeout(None).purge_delay_ms(), None, "absent = never");
+        assert_eq!(bs.with_account_timeout(Some(0)).purge_delay_ms(), None, "0 = never");
+        assert_eq!(bs.with_account_timeout(Some(30)).purge_delay_ms(), Some(30_000));
+        assert_eq!(bs.with_account_timeout(Some(u64::MAX)).purge_delay_ms(), Some(u64::MAX));
     }
 
     #[test]

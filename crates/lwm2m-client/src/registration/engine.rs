@@ -100,6 +100,10 @@ pub enum Action {
     Bootstrapped,
     /// Event: every bootstrap attempt failed; the engine makes no further bootstrap attempt by itself.
     BootstrapFailed,
+    /// Delete the Bootstrap-Server account (its Security instance) now: its `/0/x/12` Bootstrap-Server Account
+    /// Timeout has passed since the last successful bootstrap. The engine has already forgotten the account (no
+    /// further bootstrap; `/1/x/9` fails with [`EngineError::NoBootstrapAccount`]).
+    PurgeBootstrapAccount,
 }
 
 /// Where one server stands (for status displays and tests).
@@ -320,6 +324,8 @@ pub struct RegistrationEngine {
     bootstrap: Option<BootstrapAccount>,
     bs_phase: BsPhase,
     bs_retry: RetryState,
+    /// When the Bootstrap-Server account is purged (`/0/x/12`); deferred while a bootstrap is in flight.
+    bs_purge_at: Option<Timestamp>,
     reject_handling: RejectHandling,
     update_margin_s: u64,
     actions: VecDeque<Action>,
@@ -343,6 +349,7 @@ impl RegistrationEngine {
             bootstrap: config.bootstrap,
             bs_phase: BsPhase::Idle,
             bs_retry: RetryState::default(),
+            bs_purge_at: None,
             reject_handling: config.reject_handling,
             update_margin_s: config.update_margin_s,
             actions: VecDeque::new(),
@@ -354,6 +361,8 @@ impl RegistrationEngine {
         engine.install(config.servers, now);
         if empty {
             engine.request_bootstrap(now, false);
+        } else if config.bootstrapped {
+            engine.start_purge_timer(now);
         }
         engine.drive(now);
         Ok(engine)
@@ -372,7 +381,7 @@ impl RegistrationEngine {
             BsPhase::Pending(t) => Some(t),
             _ => None,
         };
-        servers.chain(bs).min()
+        servers.chain(bs).chain(self.purge_timer()).min()
     }
 
     /// Runs every timer due at `now`.
@@ -512,6 +521,7 @@ impl RegistrationEngine {
         self.shut_down = true;
         self.chain_blocked = true;
         self.bs_phase = BsPhase::Idle;
+        self.bs_purge_at = None;
         for i in 0..self.servers.len() {
             let s = &mut self.servers[i];
             s.wants = Wants::default();
@@ -572,6 +582,14 @@ impl RegistrationEngine {
             (Phase::Failed, _) => ServerStatus::Failed,
             (Phase::Stopped, _) => ServerStatus::Stopped,
         })
+    }
+
+    /// When the Bootstrap-Server account will be purged (`/0/x/12` counted from the last successful bootstrap);
+    /// `None` when it is kept (no timeout, no bootstrap yet, already purged). A purge due while a bootstrap is in
+    /// flight waits for its end: a success restarts the timer with the new account's timeout, a failure purges
+    /// at once.
+    pub fn bootstrap_purge_at(&self) -> Option<Timestamp> {
+        self.bs_purge_at
     }
 
     /// Where the bootstrap stands.
@@ -658,28 +676,68 @@ impl RegistrationEngine {
         s.phase = Phase::RegisterAt(now.saturating_add_secs(delay));
     }
 
-    /// Fires every timer due at `now`, earliest first (ties: servers in configuration order, then bootstrap).
+    /// Fires every timer due at `now`, earliest first (ties: servers in configuration order, then the purge of
+    /// the Bootstrap-Server account, then bootstrap).
     fn drive(&mut self, now: Timestamp) {
+        #[derive(Clone, Copy)]
+        enum Due {
+            Server(usize),
+            Purge,
+            Bootstrap,
+        }
         loop {
-            let mut best: Option<(Timestamp, Option<usize>)> = None;
+            let mut best: Option<(Timestamp, Due)> = None;
+            let mut consider = |t: Timestamp, d: Due| {
+                if t <= now && !matches!(best, Some((b, _)) if b <= t) {
+                    best = Some((t, d));
+                }
+            };
             for (i, s) in self.servers.iter().enumerate() {
                 if let Some(t) = s.timer() {
-                    if t <= now && !matches!(best, Some((b, _)) if b <= t) {
-                        best = Some((t, Some(i)));
-                    }
+                    consider(t, Due::Server(i));
                 }
             }
+            if let Some(t) = self.purge_timer() {
+                consider(t, Due::Purge);
+            }
             if let BsPhase::Pending(t) = self.bs_phase {
-                if t <= now && !matches!(best, Some((b, _)) if b <= t) {
-                    best = Some((t, None));
-                }
+                consider(t, Due::Bootstrap);
             }
             match best {
                 None => break,
-                Some((_, Some(i))) => self.fire_server(i, now),
-                Some((_, None)) => self.fire_bootstrap(),
+                Some((_, Due::Server(i))) => self.fire_server(i, now),
+                Some((_, Due::Purge)) => self.purge_bootstrap_account(),
+                Some((_, Due::Bootstrap)) => self.fire_bootstrap(),
             }
         }
+    }
+
+    /// The purge timer as a wake-up: not while a bootstrap is in flight (the account is in use).
+    fn purge_timer(&self) -> Option<Timestamp> {
+        match self.bs_phase {
+            BsPhase::InFlight => None,
+            _ => self.bs_purge_at,
+        }
+    }
+
+    /// (Re)starts the Bootstrap-Server Account Timeout at `now` with the current account's `/0/x/12`.
+    fn start_purge_timer(&mut self, now: Timestamp) {
+        self.bs_purge_at = self
+            .bootstrap
+            .and_then(|b| b.purge_delay_ms())
+            .map(|ms| now.saturating_add_millis(ms));
+    }
+
+    /// The Bootstrap-Server Account Timeout passed: forget the account, drop a planned bootstrap, and tell the
+    /// driver to delete the Security instance.
+    fn purge_bootstrap_account(&mut self) {
+        self.bs_purge_at = None;
+        self.bootstrap = None;
+        self.bs_retry = RetryState::default();
+        if self.bs_phase != BsPhase::InFlight {
+            self.bs_phase = BsPhase::Idle;
+        }
+        self.emit(Action::PurgeBootstrapAccount);
     }
 
     fn fire_server(&mut self, i: usize, now: Timestamp) {
@@ -989,10 +1047,14 @@ impl RegistrationEngine {
         let empty = accounts.servers.is_empty();
         self.install(accounts.servers, now);
         if empty {
-            // Nothing to register to: the bootstrap did not achieve its purpose.
+            // Nothing to register to: the bootstrap did not achieve its purpose (and the Bootstrap-Server
+            // account, the only way out, is not purged).
+            self.bs_purge_at = None;
             self.bootstrap_failed(now);
         } else {
             self.bs_retry = RetryState::default();
+            // §3.3: the Bootstrap-Server Account Timeout counts from this successful bootstrap.
+            self.start_purge_timer(now);
         }
         Ok(())
     }
@@ -1964,10 +2026,7 @@ mod tests {
                             initial_delay_s: 3,
                             ..ServerAccount::new(5, 300)
                         }],
-                        bootstrap: bs(20).map(|b| BootstrapAccount {
-                            hold_off_s: b.hold_off_s,
-                            ..b
-                        }),
+                        bootstrap: bs(20),
                     }))
                 }
             }
@@ -1993,6 +2052,7 @@ mod tests {
         let b = BootstrapAccount {
             hold_off_s: 0,
             retry: retry(2, 10, 86_400, 1),
+            account_timeout_s: 0,
         };
         let mut sim = Sim::new(cfg(vec![], Some(b)));
         sim.run(1000, |_, _| Reply::Bs(Err(Failure::NetworkError)));
@@ -2229,6 +2289,212 @@ mod tests {
         assert_eq!(sim.drain(), [register(1)]);
     }
 
+    // ----- Bootstrap-Server Account Timeout (/0/x/12) -----
+
+    fn bs_with_timeout(hold_off_s: u64, timeout_s: u64) -> Option<BootstrapAccount> {
+        Some(BootstrapAccount::new(Some(hold_off_s)).with_account_timeout(Some(timeout_s)))
+    }
+
+    /// A peer whose bootstrap installs server 1 and a Bootstrap-Server account with `timeout_s`.
+    fn bootstrap_to(timeout_s: u64) -> impl FnMut(Timestamp, &Action) -> Reply {
+        move |now, a| match a {
+            Action::Bootstrap => Reply::Bs(Ok(Accounts {
+                servers: vec![ServerAccount::new(1, 86_400)],
+                bootstrap: bs_with_timeout(0, timeout_s),
+            })),
+            _ => all_ok(now, a),
+        }
+    }
+
+    #[test]
+    fn bootstrap_account_is_purged_its_timeout_after_the_bootstrap() {
+        // No server: bootstrap at once; Finish (the result) arrives 1.5 s later; /0/x/12 = 3600 s.
+        let mut sim = Sim::new(cfg(vec![], bs(0)));
+        sim.latency_ms = 1_500;
+        sim.run(86_400, bootstrap_to(3600));
+        assert_eq!(
+            sim.log[..5],
+            [
+                (0, Action::Bootstrap),
+                (1_500, Action::Bootstrapped),
+                (1_500, register(1)),
+                (3_000, registered(1)),
+                // Counted from the successful bootstrap, to the millisecond.
+                (3_601_500, Action::PurgeBootstrapAccount),
+            ]
+        );
+        // The registration goes on: its Update is due 93 s before the lifetime's end.
+        assert_eq!(sim.log[5..], [(86_308_500, update(1, None, false))]);
+        assert_eq!(sim.e.bootstrap_account(), None);
+        assert_eq!(sim.e.bootstrap_purge_at(), None);
+        assert_eq!(sim.e.bootstrap_status(), BootstrapStatus::Idle);
+        // No Bootstrap-Server account any more: /1/x/9 is refused.
+        assert_eq!(
+            sim.e.execute_bootstrap_trigger(sim.now),
+            Err(EngineError::NoBootstrapAccount)
+        );
+    }
+
+    #[test]
+    fn the_purge_timer_is_visible_and_fires_on_the_millisecond() {
+        let mut sim = Sim::new(cfg(vec![], bs(0)));
+        sim.latency_ms = 250;
+        sim.run(1, bootstrap_to(10));
+        assert_eq!(sim.e.bootstrap_purge_at(), Some(Timestamp::from_millis(10_250)));
+        assert!(sim.e.poll_timeout() <= Some(Timestamp::from_millis(10_250)));
+        sim.e.handle_timeout(Timestamp::from_millis(10_249));
+        assert_eq!(sim.drain(), []);
+        assert!(sim.e.bootstrap_account().is_some());
+        sim.e.handle_timeout(Timestamp::from_millis(10_250));
+        assert_eq!(sim.drain(), [Action::PurgeBootstrapAccount]);
+        assert!(sim.e.bootstrap_account().is_none());
+    }
+
+    #[test]
+    fn a_zero_or_absent_timeout_keeps_the_account() {
+        for timeout in [None, Some(0)] {
+            let mut sim = Sim::new(cfg(vec![], bs(0)));
+            sim.run(100_000, move |now, a| match a {
+                Action::Bootstrap => Reply::Bs(Ok(Accounts {
+                    servers: vec![ServerAccount::new(1, 86_400)],
+                    bootstrap: Some(BootstrapAccount::new(Some(0)).with_account_timeout(timeout)),
+                })),
+                _ => all_ok(now, a),
+            });
+            assert!(
+                !sim.log.iter().any(|(_, a)| *a == Action::PurgeBootstrapAccount),
+                "{timeout:?}"
+            );
+            assert_eq!(sim.e.bootstrap_purge_at(), None);
+            assert!(sim.e.bootstrap_account().is_some());
+        }
+    }
+
+    #[test]
+    fn a_factory_account_is_purged_only_after_a_bootstrap() {
+        // Factory-provisioned server and Bootstrap-Server account with /0/x/12 = 10 s: kept.
+        let mut sim = Sim::new(cfg(vec![ServerAccount::new(1, 86_400)], bs_with_timeout(0, 10)));
+        sim.run(1_000, all_ok);
+        assert!(!sim.log.iter().any(|(_, a)| *a == Action::PurgeBootstrapAccount));
+        assert!(sim.e.bootstrap_account().is_some());
+        // The same accounts after a reboot of a bootstrapped client: the timeout counts from the start.
+        let mut sim = Sim::new(EngineConfig {
+            bootstrapped: true,
+            ..cfg(vec![ServerAccount::new(1, 86_400)], bs_with_timeout(0, 10))
+        });
+        assert_eq!(sim.e.bootstrap_purge_at(), Some(ts(10)));
+        sim.run(1_000, all_ok);
+        assert_eq!(
+            sim.log,
+            [
+                (0, register(1)),
+                (0, registered(1)),
+                (t(10), Action::PurgeBootstrapAccount)
+            ]
+        );
+    }
+
+    #[test]
+    fn a_purge_due_during_a_bootstrap_waits_for_its_end() {
+        // Bootstrapped at 0 with /0/x/12 = 100 s; at 50 s /1/x/9 starts a bootstrap that hangs.
+        let mut sim = Sim::new(cfg(vec![], bs(0)));
+        sim.run(1, bootstrap_to(100));
+        let now = sim.at(50);
+        sim.e.execute_bootstrap_trigger(now).unwrap();
+        assert_eq!(sim.drain(), [Action::Bootstrap]);
+        // 100 s passes: no purge while the Bootstrap-Server account is in use.
+        let now = sim.at(120);
+        sim.e.handle_timeout(now);
+        assert_eq!(sim.drain(), []);
+        assert_eq!(sim.e.bootstrap_purge_at(), Some(ts(100)));
+        // The bootstrap fails at 150 s (the account keeps its old values): purged at once.
+        let now = sim.at(150);
+        sim.e.bootstrap_result(now, Err(Failure::Timeout)).unwrap();
+        assert_eq!(sim.drain(), [Action::PurgeBootstrapAccount]);
+        assert_eq!(sim.e.bootstrap_status(), BootstrapStatus::Idle, "the retry is dropped");
+        assert_eq!(sim.e.poll_timeout(), Some(ts(86_307)), "only the Update is left");
+
+        // Same, but the bootstrap succeeds at 150 s with /0/x/12 = 20 s: the timer restarts.
+        let mut sim = Sim::new(cfg(vec![], bs(0)));
+        sim.run(1, bootstrap_to(100));
+        let now = sim.at(50);
+        sim.e.execute_bootstrap_trigger(now).unwrap();
+        sim.drain();
+        let accounts = Accounts {
+            servers: vec![ServerAccount::new(1, 86_400)],
+            bootstrap: bs_with_timeout(0, 20),
+        };
+        let now = sim.at(150);
+        sim.e.bootstrap_result(now, Ok(accounts)).unwrap();
+        assert_eq!(sim.drain(), [Action::Bootstrapped, register(1)]);
+        assert_eq!(sim.e.bootstrap_purge_at(), Some(ts(170)));
+        let now = sim.at(151);
+        sim.e.register_result(now, 1, Ok(loc(1))).unwrap();
+        let now = sim.at(170);
+        sim.e.handle_timeout(now);
+        assert_eq!(sim.drain(), [registered(1), Action::PurgeBootstrapAccount]);
+    }
+
+    #[test]
+    fn a_purge_drops_a_planned_bootstrap() {
+        // Bootstrapped at 0 (/0/x/12 = 100 s, hold-off 500 s); server 1 then fails for good at 20 s and asks
+        // for a bootstrap at 520 s; the purge at 100 s comes first and cancels it.
+        let mut sim = Sim::new(cfg(vec![], bs(0)));
+        let mut first = true;
+        sim.run(10_000, |now, a| match a {
+            Action::Bootstrap if first => {
+                first = false;
+                Reply::Bs(Ok(Accounts {
+                    servers: vec![ServerAccount {
+                        retry: retry(2, 20, 86_400, 1),
+                        ..ServerAccount::new(1, 300)
+                    }],
+                    bootstrap: bs_with_timeout(500, 100),
+                }))
+            }
+            Action::Register { .. } => Reply::Reg(Err(Failure::Timeout)),
+            _ => all_ok(now, a),
+        });
+        assert_eq!(
+            sim.log,
+            [
+                (0, Action::Bootstrap),
+                (0, Action::Bootstrapped),
+                (0, register(1)),
+                (t(20), register(1)),
+                (t(20), failed(1)),
+                (t(100), Action::PurgeBootstrapAccount),
+            ]
+        );
+        assert_eq!(sim.e.bootstrap_status(), BootstrapStatus::Idle);
+        assert_eq!(sim.e.poll_timeout(), None);
+    }
+
+    #[test]
+    fn a_bootstrap_leaving_no_server_does_not_start_the_timer() {
+        let mut sim = Sim::new(cfg(vec![], bs(0)));
+        sim.run(0, |_, _| {
+            Reply::Bs(Ok(Accounts {
+                servers: vec![],
+                bootstrap: bs_with_timeout(0, 1),
+            }))
+        });
+        assert_eq!(sim.e.bootstrap_purge_at(), None);
+        assert!(sim.e.bootstrap_account().is_some());
+    }
+
+    #[test]
+    fn shutdown_cancels_the_purge() {
+        let mut sim = Sim::new(cfg(vec![], bs(0)));
+        sim.run(1, bootstrap_to(100));
+        let now = sim.at(2);
+        sim.e.shutdown(now);
+        assert_eq!(sim.e.bootstrap_purge_at(), None);
+        let now = sim.at(1000);
+        sim.e.handle_timeout(now);
+        assert_eq!(sim.drain(), [deregister(1)]);
+    }
+
     // ----- shutdown, stale input, clock, validation -----
 
     #[test]
@@ -2395,7 +2661,12 @@ mod tests {
                 account(1),
                 account(2),
                 account(3),
-                proptest::option::of((big(), 1..4u64, 0..100u64)),
+                proptest::option::of((
+                    big(),
+                    1..4u64,
+                    0..100u64,
+                    prop_oneof![Just(0u64), 1..400u64, Just(u64::MAX)],
+                )),
             )
                 .prop_map(|(keep, a, b, c, bs)| Accounts {
                     servers: [a, b, c]
@@ -2404,13 +2675,14 @@ mod tests {
                         .filter(|(_, k)| *k)
                         .map(|(s, _)| s)
                         .collect(),
-                    bootstrap: bs.map(|(hold_off_s, rc, rt)| BootstrapAccount {
+                    bootstrap: bs.map(|(hold_off_s, rc, rt, timeout)| BootstrapAccount {
                         hold_off_s,
                         retry: RetryPolicy {
                             retry_count: rc,
                             retry_timer_s: rt,
                             ..RetryPolicy::default()
                         },
+                        account_timeout_s: timeout,
                     }),
                 })
         }
@@ -2489,6 +2761,9 @@ mod tests {
             if let Some(bs) = e.bootstrap {
                 prop_assert!(e.bs_retry.started <= bs.retry.attempts_per_sequence());
             }
+            // A purge needs an account to purge; a planned bootstrap needs an account to bootstrap from.
+            prop_assert!(e.bs_purge_at.is_none() || e.bootstrap.is_some());
+            prop_assert!(!matches!(e.bs_phase, BsPhase::Pending(_)) || e.bootstrap.is_some());
             Ok(())
         }
 
@@ -2499,6 +2774,7 @@ mod tests {
                 initial in accounts(),
                 after_bootstrap in accounts(),
                 immediate in any::<bool>(),
+                bootstrapped in any::<bool>(),
                 ops in proptest::collection::vec(op(), 0..80),
             ) {
                 let config = EngineConfig {
@@ -2510,6 +2786,7 @@ mod tests {
                         RejectHandling::CountAsFailedAttempt
                     },
                     update_margin_s: DEFAULT_UPDATE_MARGIN_S,
+                    bootstrapped,
                 };
                 let mut e = RegistrationEngine::new(config, Timestamp::ZERO).expect("valid");
                 let mut now = Timestamp::ZERO;

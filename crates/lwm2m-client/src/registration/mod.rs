@@ -76,6 +76,18 @@
 //! (Initial Registration Delays apply again), servers that disappeared and were registered get a
 //! [`Action::Deregister`]. A success that leaves no server account counts as a failed bootstrap attempt.
 //!
+//! **Bootstrap-Server Account Timeout `/0/x/12` (§3.3).** After a successful bootstrap that leaves at least one
+//! server account, the engine purges the Bootstrap-Server account [`BootstrapAccount::account_timeout_s`] seconds
+//! later (0 or absent = never): it emits [`Action::PurgeBootstrapAccount`] (the driver deletes the Security
+//! instance), forgets the account and drops a bootstrap it had planned; from then on `/1/x/9` fails with
+//! [`EngineError::NoBootstrapAccount`] and failed registrations no longer fall back to bootstrap. The timer
+//! starts at the `now` of the successful [`RegistrationEngine::bootstrap_result`] and is visible as
+//! [`RegistrationEngine::bootstrap_purge_at`]. A later successful bootstrap restarts it with the new account's
+//! timeout. It never fires while a bootstrap is in flight (the account is in use): a purge falling due then waits
+//! for the bootstrap's end, and happens at once if that bootstrap fails. A factory-provisioned account is not
+//! purged until the client has bootstrapped; an engine started for accounts that came from an earlier bootstrap
+//! ([`EngineConfig::bootstrapped`], e.g. after a reboot) counts the timeout from its start.
+//!
 //! **Updates (§4.2).** An Update goes out at `lifetime − margin` after the Register/Update that set the lifetime
 //! was *sent* (the server's lifetime cannot have started earlier), with margin [`EngineConfig::update_margin_s`]
 //! = 93 s (MAX_TRANSMIT_WAIT) by default; when `lifetime < 2 × margin` it goes out at `lifetime / 2` (Anjay's

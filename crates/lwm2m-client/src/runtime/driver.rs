@@ -15,17 +15,19 @@ use lwm2m_core::format;
 use lwm2m_core::{ContentFormat, Path, Record};
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
-use tracing::{debug, info, trace, warn};
+use tracing::{debug, error, info, trace, warn};
 
 use super::requests::{classify_bootstrap, classify_dm, error_code, BootstrapOp, DmOp};
 use super::transport::{self, AccountSecurity, CoapUri};
-use super::{ClientConfig, ClientError, ClientEvent, ClientStatus, Command, ServerState};
+use super::{ClientConfig, ClientError, ClientEvent, ClientStatus, Command, RebootPolicy, ResetKind, ServerState};
 use crate::dm::{is_dm_visible, DataModel};
 use crate::object::{ChangeKind, ClientAction, DmError};
 use crate::objects::firmware::{FirmwareUpdate, UpdateResult};
 use crate::objects::{FIRMWARE_UPDATE, SERVER};
 use crate::observe::{Delivery as ObsDelivery, Notify, ObservationId, ObserveEngine};
-use crate::registration::{Accounts, Action, EngineConfig, Failure, RegistrationEngine, ServerStatus, Timestamp};
+use crate::registration::{
+    Accounts, Action, EngineConfig, EngineError, Failure, RegistrationEngine, ServerStatus, Timestamp,
+};
 
 /// Requests kept per server while its Register is in flight; more are answered 5.03.
 const MAX_DEFERRED: usize = 32;
@@ -111,6 +113,25 @@ enum Internal {
 struct Stopping {
     done: Vec<oneshot::Sender<()>>,
     deadline: Timestamp,
+    /// What follows the De-registers.
+    then: AfterStop,
+}
+
+/// What follows a stop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum AfterStop {
+    /// The task ends.
+    Exit,
+    /// The runtime restarts (Factory Reset).
+    Restart(ResetKind),
+}
+
+/// Where the loop stands after a turn.
+enum Turn {
+    Running,
+    /// A restart happened: its first actions wait in the engines.
+    Restarted,
+    Stopped,
 }
 
 /// Milliseconds since the task started, on tokio's clock (paused in tests).
@@ -227,6 +248,23 @@ pub(super) struct Driver {
     commands_open: bool,
     events: mpsc::UnboundedSender<ClientEvent>,
     stopping: Option<Stopping>,
+    /// A Reboot or Factory Reset to act on once the current effects are processed.
+    reset: Option<ResetKind>,
+}
+
+/// A registration engine for the data model's accounts.
+fn new_engine(dm: &DataModel, cfg: &ClientConfig, now: Timestamp) -> Result<RegistrationEngine, EngineError> {
+    let accounts = engine_accounts(dm, cfg);
+    RegistrationEngine::new(
+        EngineConfig {
+            servers: accounts.servers,
+            bootstrap: accounts.bootstrap,
+            reject_handling: cfg.reject_handling,
+            update_margin_s: cfg.update_margin_s,
+            bootstrapped: dm.bootstrapped(),
+        },
+        now,
+    )
 }
 
 impl Driver {
@@ -237,14 +275,7 @@ impl Driver {
         events: mpsc::UnboundedSender<ClientEvent>,
     ) -> Result<Driver, ClientError> {
         let clock = Clock::new();
-        let accounts = engine_accounts(&dm, &cfg);
-        let engine_cfg = EngineConfig {
-            servers: accounts.servers,
-            bootstrap: accounts.bootstrap,
-            reject_handling: cfg.reject_handling,
-            update_margin_s: cfg.update_margin_s,
-        };
-        let reg = RegistrationEngine::new(engine_cfg, clock.now())?;
+        let reg = new_engine(&dm, &cfg, clock.now())?;
         let obs = ObserveEngine::new(cfg.observe.clone());
         let (internal_tx, internal_rx) = mpsc::unbounded_channel();
         let mut d = Driver {
@@ -266,6 +297,7 @@ impl Driver {
             commands_open: true,
             events,
             stopping: None,
+            reset: None,
         };
         d.sync_servers();
         Ok(d)
@@ -299,8 +331,10 @@ impl Driver {
                 self.on_tick();
             }
             self.pump().await;
-            if self.finish_stop_if_done().await {
-                break;
+            match self.finish_stop_if_done().await {
+                Turn::Running => {}
+                Turn::Restarted => continue,
+                Turn::Stopped => break,
             }
             let deadline = self.next_deadline();
             let sleep = tokio::time::sleep_until(
@@ -465,6 +499,11 @@ impl Driver {
         }
         for a in actions {
             self.on_client_action(a);
+            if let Some(kind) = self.reset.take() {
+                // What else the same request asked for belongs to the life that ends here.
+                self.begin_reset(kind);
+                break;
+            }
         }
         true
     }
@@ -517,8 +556,18 @@ impl Driver {
                     warn!(ssid, %e, "Bootstrap-Request Trigger not applied");
                 }
             }
-            ClientAction::Reboot => self.emit(ClientEvent::Reboot),
-            ClientAction::FactoryReset => self.emit(ClientEvent::FactoryReset),
+            ClientAction::Reboot => {
+                self.emit(ClientEvent::Reboot);
+                if self.cfg.reboot_policy.restarts() {
+                    self.reset = Some(ResetKind::Reboot);
+                }
+            }
+            ClientAction::FactoryReset => {
+                self.emit(ClientEvent::FactoryReset);
+                if self.cfg.reboot_policy.restarts() {
+                    self.reset = Some(ResetKind::FactoryReset);
+                }
+            }
             ClientAction::FirmwareDownload { uri } => self.start_firmware_download(uri),
             ClientAction::FirmwareVerify { size } => {
                 info!(size, "firmware package pushed: accepted");
@@ -596,6 +645,17 @@ impl Driver {
             Action::BootstrapFailed => {
                 warn!("bootstrap failed for good");
                 self.emit(ClientEvent::BootstrapFailed);
+            }
+            Action::PurgeBootstrapAccount => {
+                let deleted = self.dm.purge_bootstrap_account();
+                info!(
+                    ?deleted,
+                    "Bootstrap-Server Account Timeout (/0/x/12) passed: Bootstrap-Server account purged"
+                );
+                if let Some(c) = self.conns.remove(&ConnKey::Bootstrap) {
+                    close_conn(c);
+                }
+                self.emit(ClientEvent::BootstrapAccountPurged);
             }
         }
     }
@@ -1524,12 +1584,21 @@ impl Driver {
     }
 
     fn begin_stop(&mut self, done: Option<oneshot::Sender<()>>) {
+        self.stop_then(done, AfterStop::Exit);
+    }
+
+    /// De-registers from every registered server (at most [`ClientConfig::shutdown_timeout`]), then `then`. A
+    /// stop already under way only collects `done`; an exit overrides a planned restart.
+    fn stop_then(&mut self, done: Option<oneshot::Sender<()>>, then: AfterStop) {
         if let Some(s) = &mut self.stopping {
             s.done.extend(done);
+            if then == AfterStop::Exit {
+                s.then = AfterStop::Exit;
+            }
             return;
         }
         let now = self.clock.now();
-        info!("shutting down: de-registering");
+        info!(?then, "de-registering");
         self.reg.shutdown(now);
         if matches!(self.bs, BsState::Running { .. }) {
             self.bs = BsState::Idle;
@@ -1538,12 +1607,79 @@ impl Driver {
         self.stopping = Some(Stopping {
             done: done.into_iter().collect(),
             deadline: now.saturating_add_millis(millis(self.cfg.shutdown_timeout)),
+            then,
         });
     }
 
-    /// Ends the task once every De-register is answered (or the shutdown timeout passed).
-    async fn finish_stop_if_done(&mut self) -> bool {
-        let Some(s) = &self.stopping else { return false };
+    /// Acts on an executed Reboot or Factory Reset (the policy asked for it; the 2.04 is already queued).
+    fn begin_reset(&mut self, kind: ResetKind) {
+        if self.stopping.is_some() {
+            debug!(?kind, "already stopping or restarting");
+            return;
+        }
+        match kind {
+            // A reboot is abrupt: no De-register.
+            ResetKind::Reboot => self.restart(kind),
+            // §4.2: the client SHOULD De-register when it stops using a server, e.g. for a factory reset.
+            ResetKind::FactoryReset => self.stop_then(None, AfterStop::Restart(kind)),
+        }
+    }
+
+    /// Restarts the runtime as after a power cycle: endpoints closed without a word, in-flight answers dropped,
+    /// fresh engines from the data model (restored from its factory configuration for a Factory Reset).
+    fn restart(&mut self, kind: ResetKind) {
+        let now = self.clock.now();
+        info!(?kind, "restarting");
+        for (_, c) in self.conns.drain() {
+            // No close_notify: a rebooting device does not say goodbye. Queued answers (the 2.04 of the
+            // Execute) still leave: the driver flushes before it stops.
+            tokio::spawn(async move { c.handle.shutdown().await });
+        }
+        if self.bootstrapping() {
+            self.dm.bootstrap_abort();
+        }
+        self.bs = BsState::Idle;
+        self.stopping = None;
+        self.reset = None;
+        // Answers to requests of the previous life go to the old channel, which nobody reads any more.
+        let (tx, rx) = mpsc::unbounded_channel();
+        self.internal_tx = tx;
+        self.internal_rx = rx;
+        if kind == ResetKind::FactoryReset {
+            if let Err(e) = self.dm.factory_reset() {
+                warn!(%e, "factory reset: the data model is kept as it is");
+            }
+        }
+        if let RebootPolicy::RestartWith(hook) = &self.cfg.reboot_policy {
+            let hook = hook.clone();
+            hook(kind, &mut self.dm);
+        }
+        // The restart's changes are the new engines' business; earlier pending actions die with the old life.
+        self.dm.take_changes();
+        self.dm.take_actions();
+        self.obs = ObserveEngine::new(self.cfg.observe.clone());
+        self.observations.clear();
+        self.servers.clear();
+        match new_engine(&self.dm, &self.cfg, now) {
+            Ok(engine) => {
+                self.reg = engine;
+                self.sync_servers();
+                info!(?kind, servers = ?self.reg.ssids(), "restarted");
+                self.emit(ClientEvent::Restarted { kind });
+            }
+            Err(e) => {
+                error!(%e, "the accounts after the restart are invalid: stopping");
+                self.begin_stop(None);
+            }
+        }
+    }
+
+    /// Ends the task once every De-register is answered (or the shutdown timeout passed), or restarts when the
+    /// stop was a Factory Reset's.
+    async fn finish_stop_if_done(&mut self) -> Turn {
+        let Some(s) = &self.stopping else {
+            return Turn::Running;
+        };
         let now = self.clock.now();
         let pending = self
             .reg
@@ -1551,7 +1687,15 @@ impl Driver {
             .into_iter()
             .any(|ssid| matches!(self.reg.status(ssid), Some(ServerStatus::Deregistering)));
         if pending && now < s.deadline {
-            return false;
+            return Turn::Running;
+        }
+        if let AfterStop::Restart(kind) = s.then {
+            self.restart(kind);
+            return if self.stopping.is_some() {
+                Turn::Running
+            } else {
+                Turn::Restarted
+            };
         }
         for (_, c) in self.conns.drain() {
             if c.handle.is_secure() {
@@ -1565,7 +1709,7 @@ impl Driver {
                 let _ = d.send(());
             }
         }
-        true
+        Turn::Stopped
     }
 }
 

@@ -58,8 +58,34 @@
 //! silence for the Disable Timeout; Registration Update Trigger → Update; Bootstrap-Request Trigger → bootstrap
 //! at once; Package URI written → a CoAP GET of the URI (block-wise handled by the CoAP layer), then
 //! [`FirmwareUpdate::download_finished`](crate::objects::firmware::FirmwareUpdate::download_finished) and
-//! [`ClientEvent::FirmwareDownloaded`]; a pushed package waiting for verification is accepted; Reboot, Factory
-//! Reset and Firmware Update become events for the application.
+//! [`ClientEvent::FirmwareDownloaded`]; a pushed package waiting for verification is accepted; Firmware Update
+//! becomes an event for the application; Reboot and Factory Reset become events and, with
+//! [`ClientConfig::reboot_policy`], restarts (below).
+//!
+//! **Reboot and Factory Reset (`/3/0/4`, `/3/0/5`).** [`ClientEvent::Reboot`] / [`ClientEvent::FactoryReset`]
+//! are always emitted. With the default [`RebootPolicy::EventOnly`] that is all (the application reboots the
+//! device). With [`RebootPolicy::Restart`] (what `lwm2m client` uses) or [`RebootPolicy::RestartWith`] the
+//! runtime acts, after the 2.04 has gone out:
+//! - **Reboot** is abrupt, like a power cycle: no De-register and no DTLS close_notify; every endpoint is closed,
+//!   answers still in flight are dropped, observations, queue-mode state, deferred requests and a running
+//!   bootstrap (aborted: the Bootstrap-Server account keeps its old values) are gone. The data model keeps
+//!   everything (it stands for the device's persisted configuration). The registration and observe engines
+//!   start afresh from it, so each server gets a new Register (not an Update) from a new local port, with the
+//!   Initial Registration Delays and the start-up decision of digest §3.2.
+//! - **Factory Reset** first De-registers from every registered server (waiting at most
+//!   [`ClientConfig::shutdown_timeout`]), then restores the data model from the factory configuration it was
+//!   built with ([`DataModel::factory_reset`]) and restarts as above: a factory configuration with only a
+//!   Bootstrap-Server account bootstraps again. A data model without a factory configuration is kept (with a
+//!   warning).
+//!
+//! [`RebootPolicy::RestartWith`] calls the application's hook on the data model right before the engines
+//! restart. [`ClientEvent::Restarted`] tells when the restart happened.
+//!
+//! **Bootstrap-Server Account Timeout (`/0/x/12`).** The registration engine's purge timer (see
+//! [`crate::registration`]) deletes the Bootstrap-Server account's Security instance
+//! ([`DataModel::purge_bootstrap_account`]) that many seconds after a successful bootstrap, closes its endpoint
+//! and emits [`ClientEvent::BootstrapAccountPurged`]. After a Reboot of a bootstrapped client the timeout
+//! counts again from the restart.
 //!
 //! **Observe (§6).** Value changes from [`DataModel::take_changes`] go to the [`ObserveEngine`](crate::observe::ObserveEngine); its
 //! notifications are read (after the server's Read access is checked), encoded in the format of the first
@@ -79,12 +105,16 @@
 //! **Security.** `coap://` accounts use plain CoAP; `coaps://` accounts run through `lwm2m-dtls`'s client layer
 //! (feature `dtls`, on by default) with PSK or X.509 credentials (Certificate Usage `/0/x/15`, default 3; server
 //! name from `/0/x/14` or the URI host), or raw public keys when `lwm2m-dtls` is built with its `vendored`
-//! feature (otherwise the attempt fails with an error naming that feature).
+//! feature (otherwise the attempt fails with an error naming that feature). A `/0/x/16` DTLS/TLS Ciphersuite
+//! list restricts the suites the handshake offers to the listed ones that fit the mode
+//! ([`transport::offered_suites`]; unknown values are skipped with a warning); when none is left the attempt
+//! fails with an error naming `/0/x/16` and counts as a failed Register (or Bootstrap-Request) attempt.
 
 mod driver;
 pub mod requests;
 pub mod transport;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use lwm2m_coap::{Code, EndpointConfig};
@@ -102,6 +132,52 @@ pub use transport::{CoapUri, ConnectError};
 pub const DEFAULT_AWAKE_TIME: Duration = Duration::from_secs(93);
 /// EXCHANGE_LIFETIME: how long the client waits for Bootstrap-Finish after the last bootstrap message (247 s).
 pub const DEFAULT_BOOTSTRAP_FINISH_TIMEOUT: Duration = Duration::from_secs(247);
+
+/// Which of the two Device executes (`/3/0/4`, `/3/0/5`) is being acted on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ResetKind {
+    /// `/3/0/4` Reboot: restart with the data model as it is.
+    Reboot,
+    /// `/3/0/5` Factory Reset: restart with the data model restored from its factory configuration.
+    FactoryReset,
+}
+
+/// The application's part of a restart ([`RebootPolicy::RestartWith`]): called inside the client task with the
+/// data model the runtime is about to restart with (for a Factory Reset, already restored from the factory
+/// configuration), e.g. to reset application state, re-add objects or load persisted values. What it changes is
+/// not reported to anyone (the servers get a fresh Register).
+pub type ResetHook = Arc<dyn Fn(ResetKind, &mut DataModel) + Send + Sync>;
+
+/// What the runtime does when a server executes `/3/0/4` Reboot or `/3/0/5` Factory Reset (see the module
+/// documentation). [`ClientEvent::Reboot`] / [`ClientEvent::FactoryReset`] are emitted in every case.
+#[derive(Clone, Default)]
+pub enum RebootPolicy {
+    /// Only the events: the application reboots or resets the device itself (the default).
+    #[default]
+    EventOnly,
+    /// The runtime restarts itself: Reboot keeps the data model, Factory Reset De-registers and restores the
+    /// data model from its factory configuration; then registration starts again ([`ClientEvent::Restarted`]).
+    Restart,
+    /// Like [`RebootPolicy::Restart`], and the hook runs on the data model right before the restart.
+    RestartWith(ResetHook),
+}
+
+impl RebootPolicy {
+    /// Whether the runtime acts (restarts) rather than only reporting.
+    pub fn restarts(&self) -> bool {
+        !matches!(self, RebootPolicy::EventOnly)
+    }
+}
+
+impl std::fmt::Debug for RebootPolicy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RebootPolicy::EventOnly => f.write_str("EventOnly"),
+            RebootPolicy::Restart => f.write_str("Restart"),
+            RebootPolicy::RestartWith(_) => f.write_str("RestartWith(..)"),
+        }
+    }
+}
 
 /// How the runtime behaves (the accounts themselves come from the data model's Objects 0 and 1).
 #[derive(Debug, Clone)]
@@ -130,8 +206,10 @@ pub struct ClientConfig {
     pub observe: ObserveConfig,
     /// Send every notification confirmable (default false: NON, with a CON at least every 24 h).
     pub confirmable_notifications: bool,
-    /// [`ClientHandle::shutdown`] waits at most this long for the De-registers (5 s).
+    /// [`ClientHandle::shutdown`] waits at most this long for the De-registers (5 s); so does a Factory Reset.
     pub shutdown_timeout: Duration,
+    /// What `/3/0/4` Reboot and `/3/0/5` Factory Reset do ([`RebootPolicy::EventOnly`]: only the events).
+    pub reboot_policy: RebootPolicy,
 }
 
 impl ClientConfig {
@@ -154,6 +232,7 @@ impl ClientConfig {
             },
             confirmable_notifications: false,
             shutdown_timeout: Duration::from_secs(5),
+            reboot_policy: RebootPolicy::EventOnly,
         }
     }
 }
@@ -254,10 +333,20 @@ pub enum ClientEvent {
         /// The server.
         ssid: u16,
     },
-    /// `/3/0/4` Reboot was executed (the application reboots).
+    /// `/3/0/4` Reboot was executed (with [`RebootPolicy::EventOnly`] the application reboots; otherwise the
+    /// runtime restarts, then [`ClientEvent::Restarted`]).
     Reboot,
-    /// `/3/0/5` Factory Reset was executed.
+    /// `/3/0/5` Factory Reset was executed (with [`RebootPolicy::EventOnly`] the application resets; otherwise
+    /// the runtime De-registers, restores the factory configuration and restarts, then [`ClientEvent::Restarted`]).
     FactoryReset,
+    /// The runtime restarted after a Reboot or Factory Reset ([`ClientConfig::reboot_policy`]): the engines are
+    /// fresh and registration starts again.
+    Restarted {
+        /// Reboot or Factory Reset.
+        kind: ResetKind,
+    },
+    /// The `/0/x/12` Bootstrap-Server Account Timeout passed: the Bootstrap-Server account was deleted.
+    BootstrapAccountPurged,
     /// A firmware package was downloaded from the Package URI (the Firmware object is now Downloaded).
     FirmwareDownloaded {
         /// The Package URI.

@@ -1,6 +1,14 @@
 //! Server URIs and the CoAP endpoints the runtime opens for them: one UDP socket (an ephemeral local port) per
 //! server account, plain CoAP for `coap://`, CoAP over DTLS for `coaps://` through `lwm2m-dtls` (PSK, X.509, and
 //! raw public keys when `lwm2m-dtls` is built with its `vendored` feature).
+//!
+//! **Cipher suites (`/0/x/16`).** Without the resource the handshake offers the mode's mandatory suite
+//! (TLS_PSK_WITH_AES_128_CCM_8 for PSK, TLS_ECDHE_ECDSA_WITH_AES_128_CCM_8 for X.509 and RPK). With it, the
+//! handshake offers exactly the listed suites, in the listed order ([`offered_suites`]): values this client does
+//! not implement (see `lwm2m_dtls::CipherSuite`) and suites of the other key exchange (an ECDHE_ECDSA suite on a
+//! PSK account, a PSK suite on a certificate or RPK account) are skipped with a warning; when none is left the
+//! endpoint is not opened ([`ConnectError::Security`], naming `/0/x/16`), which the runtime counts as a failed
+//! attempt (a handshake failure).
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
@@ -167,6 +175,8 @@ pub struct AccountSecurity {
     pub certificate_usage: Option<u64>,
     /// `/0/x/14` SNI (absent: the URI host).
     pub sni: Option<String>,
+    /// `/0/x/16` DTLS/TLS Ciphersuite: IANA values of the suites to offer (empty: the mode's default).
+    pub ciphersuites: Vec<u64>,
 }
 
 impl std::fmt::Debug for AccountSecurity {
@@ -177,6 +187,7 @@ impl std::fmt::Debug for AccountSecurity {
             .field("identity", &String::from_utf8_lossy(&self.identity))
             .field("certificate_usage", &self.certificate_usage)
             .field("sni", &self.sni)
+            .field("ciphersuites", &self.ciphersuites)
             .finish_non_exhaustive()
     }
 }
@@ -192,6 +203,7 @@ impl AccountSecurity {
             server_key: s.server_public_key.clone(),
             certificate_usage: s.certificate_usage,
             sni: s.sni.clone(),
+            ciphersuites: s.ciphersuites.clone(),
         }
     }
 
@@ -205,6 +217,7 @@ impl AccountSecurity {
             server_key: Vec::new(),
             certificate_usage: None,
             sni: None,
+            ciphersuites: Vec::new(),
         }
     }
 }
@@ -246,18 +259,86 @@ pub async fn open(account: &AccountSecurity, coap: &EndpointConfig) -> Result<Op
     Ok(Opened { handle, incoming, peer })
 }
 
+/// A `/0/x/16` value that [`offered_suites`] left out.
+#[cfg(feature = "dtls")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SkippedSuite {
+    /// No cipher suite this client implements has this IANA value (or it is not a 16-bit value).
+    Unsupported(u64),
+    /// A suite of the other key exchange: ECDHE_ECDSA on a PSK account, PSK on a certificate or RPK account.
+    WrongMode(lwm2m_dtls::CipherSuite),
+}
+
+#[cfg(feature = "dtls")]
+impl std::fmt::Display for SkippedSuite {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SkippedSuite::Unsupported(v) => write!(f, "{v} (0x{v:04X}) is not a supported cipher suite"),
+            SkippedSuite::WrongMode(s) => write!(
+                f,
+                "{} (0x{:04X}) does not fit the security mode",
+                s.openssl_name(),
+                s.iana()
+            ),
+        }
+    }
+}
+
+/// Maps `/0/x/16` DTLS/TLS Ciphersuite (IANA values, in the resource's order) to the suites a handshake with a
+/// PSK (`psk`) or certificate/RPK account offers, and the values left out (duplicates are dropped silently).
+#[cfg(feature = "dtls")]
+pub fn offered_suites(ids: &[u64], psk: bool) -> (Vec<lwm2m_dtls::CipherSuite>, Vec<SkippedSuite>) {
+    let mut offered = Vec::new();
+    let mut skipped = Vec::new();
+    for &id in ids {
+        match u16::try_from(id).ok().and_then(lwm2m_dtls::CipherSuite::from_iana) {
+            None => skipped.push(SkippedSuite::Unsupported(id)),
+            Some(s) if s.is_psk() != psk => skipped.push(SkippedSuite::WrongMode(s)),
+            Some(s) if offered.contains(&s) => {}
+            Some(s) => offered.push(s),
+        }
+    }
+    (offered, skipped)
+}
+
 /// The DTLS client configuration of a `coaps://` account (`host`: the URI host, the default server name).
 #[cfg(feature = "dtls")]
 pub fn dtls_config(account: &AccountSecurity, host: &str) -> Result<lwm2m_dtls::ClientConfig, ConnectError> {
     use lwm2m_dtls::{CertificateUsage, CertifiedKey, ClientConfig, ClientSecurity, RawPublicKey, ServerTrust};
     let uri = &account.uri;
     let refuse = |why: String| ConnectError::Security(format!("{uri}: {why}"));
+    let suites = if account.ciphersuites.is_empty() {
+        None
+    } else {
+        let psk = account.mode == SecurityMode::Psk;
+        let (offered, skipped) = offered_suites(&account.ciphersuites, psk);
+        for s in &skipped {
+            tracing::warn!(%uri, "/0/x/16 DTLS/TLS Ciphersuite: {s}; skipped");
+        }
+        if offered.is_empty() {
+            return Err(refuse(format!(
+                "/0/x/16 DTLS/TLS Ciphersuite {:?} leaves no cipher suite to offer in {:?} mode (supported: {})",
+                account.ciphersuites,
+                account.mode,
+                lwm2m_dtls::CipherSuite::ALL
+                    .iter()
+                    .filter(|s| s.is_psk() == psk)
+                    .map(|s| format!("{} = {}", s.openssl_name(), s.iana()))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )));
+        }
+        Some(offered)
+    };
     let security = match account.mode {
         SecurityMode::Psk => {
             if account.identity.is_empty() || account.secret.is_empty() {
                 return Err(refuse("PSK mode needs an identity (/0/x/3) and a key (/0/x/5)".into()));
             }
-            return Ok(ClientConfig::psk(account.identity.clone(), account.secret.clone()));
+            return Ok(ClientConfig {
+                suites,
+                ..ClientConfig::psk(account.identity.clone(), account.secret.clone())
+            });
         }
         SecurityMode::Certificate => {
             if account.identity.is_empty() || account.secret.is_empty() || account.server_key.is_empty() {
@@ -322,7 +403,7 @@ pub fn dtls_config(account: &AccountSecurity, host: &str) -> Result<lwm2m_dtls::
         timing: lwm2m_dtls::Timing::default(),
         ciphers: lwm2m_dtls::CipherOptions::CCM8_ONLY,
         resumption: true,
-        suites: None,
+        suites,
     })
 }
 
@@ -485,6 +566,93 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("CertificateEst"));
+    }
+
+    #[cfg(feature = "dtls")]
+    #[test]
+    fn ciphersuite_resource_maps_to_the_offered_suites() {
+        use lwm2m_dtls::CipherSuite as C;
+        // PSK: CCM_8 (49320), CBC_SHA256 (0x00AE), GCM (0x00A8) in the listed order; unknown values, a duplicate
+        // and an ECDHE_ECDSA suite are left out.
+        let (offered, skipped) = offered_suites(&[0x00AE, 49320, 0x1301, 0xC0AE, 49320, 0x00A8, 70_000], true);
+        assert_eq!(
+            offered,
+            [C::PskAes128CbcSha256, C::PskAes128Ccm8, C::PskAes128GcmSha256]
+        );
+        assert_eq!(
+            skipped,
+            [
+                SkippedSuite::Unsupported(0x1301),
+                SkippedSuite::WrongMode(C::EcdheEcdsaAes128Ccm8),
+                SkippedSuite::Unsupported(70_000),
+            ]
+        );
+        assert_eq!(skipped[0].to_string(), "4865 (0x1301) is not a supported cipher suite");
+        assert!(skipped[1]
+            .to_string()
+            .contains("ECDHE-ECDSA-AES128-CCM8 (0xC0AE) does not fit"));
+        // Certificates and RPK: the ECDHE_ECDSA suites only.
+        let (offered, skipped) = offered_suites(&[0xC02B, 0xC023, 0xC0AE, 0xC0A8], false);
+        assert_eq!(
+            offered,
+            [
+                C::EcdheEcdsaAes128GcmSha256,
+                C::EcdheEcdsaAes128CbcSha256,
+                C::EcdheEcdsaAes128Ccm8
+            ]
+        );
+        assert_eq!(skipped, [SkippedSuite::WrongMode(C::PskAes128Ccm8)]);
+        assert_eq!(offered_suites(&[], true), (vec![], vec![]));
+    }
+
+    #[cfg(feature = "dtls")]
+    #[test]
+    fn dtls_config_offers_the_ciphersuite_resource() {
+        use lwm2m_dtls::CipherSuite as C;
+        let psk = AccountSecurity {
+            mode: SecurityMode::Psk,
+            identity: b"id".to_vec(),
+            secret: vec![7; 16],
+            ..AccountSecurity::nosec("coaps://127.0.0.1")
+        };
+        assert_eq!(
+            dtls_config(&psk, "h").unwrap().suites,
+            None,
+            "absent: the default suites"
+        );
+        let listed = AccountSecurity {
+            ciphersuites: vec![0xBEEF, 0x00AE],
+            ..psk.clone()
+        };
+        assert_eq!(
+            dtls_config(&listed, "h").unwrap().suites,
+            Some(vec![C::PskAes128CbcSha256])
+        );
+        let none_left = AccountSecurity {
+            ciphersuites: vec![0xBEEF, 0xC0AE],
+            ..psk.clone()
+        };
+        let e = dtls_config(&none_left, "h").unwrap_err();
+        assert!(matches!(e, ConnectError::Security(_)), "{e}");
+        let msg = e.to_string();
+        assert!(
+            msg.contains("/0/x/16") && msg.contains("PSK-AES128-CCM8 = 49320"),
+            "{msg}"
+        );
+        let x509 = AccountSecurity {
+            mode: SecurityMode::Certificate,
+            identity: vec![1],
+            secret: vec![2],
+            server_key: vec![3],
+            ciphersuites: vec![0xC0A8, 0xC02B],
+            ..AccountSecurity::nosec("coaps://dm.example.com")
+        };
+        assert_eq!(
+            dtls_config(&x509, "dm.example.com").unwrap().suites,
+            Some(vec![C::EcdheEcdsaAes128GcmSha256])
+        );
+        // A changed list is a changed account: the runtime opens a new endpoint.
+        assert_ne!(listed, psk);
     }
 
     #[tokio::test]

@@ -9,6 +9,7 @@ use std::time::Duration;
 use lwm2m_client::runtime::ClientEvent;
 use lwm2m_coap::transport::udp::{Incoming, UdpEndpoint, UdpHandle};
 use lwm2m_coap::{Code, EndpointConfig, Message};
+use lwm2m_testkit::events;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
@@ -96,10 +97,15 @@ impl Server {
     }
 
     /// Like [`Server::start`] with CoAP parameters.
-    pub async fn start_with(mut rule: Rule, config: EndpointConfig) -> Server {
-        let (handle, mut incoming) = UdpEndpoint::bind("127.0.0.1:0".parse().unwrap(), config)
+    pub async fn start_with(rule: Rule, config: EndpointConfig) -> Server {
+        let socket = UdpEndpoint::bind("127.0.0.1:0".parse().unwrap(), config)
             .await
             .expect("bind the scripted server");
+        Server::serve(rule, socket)
+    }
+
+    /// Answers with `rule` on a bound driver, logging every request.
+    fn serve(mut rule: Rule, (handle, mut incoming): (UdpHandle, mpsc::Receiver<Incoming>)) -> Server {
         let addr = handle.local_addr();
         let (tx, log) = mpsc::unbounded_channel();
         let h = handle.clone();
@@ -128,10 +134,7 @@ impl Server {
 
     /// The next request the client sent.
     pub async fn next(&mut self) -> Logged {
-        tokio::time::timeout(GUARD, self.log.recv())
-            .await
-            .expect("the client sent nothing")
-            .expect("server log closed")
+        events::recv(&mut self.log, GUARD).await
     }
 
     /// The next request whose `"METHOD /path"` starts with `prefix`, skipping others.
@@ -153,57 +156,50 @@ impl Server {
     }
 }
 
-/// Waits for the first event `f` accepts.
+/// Waits for the first event `f` accepts (each event within [`GUARD`]).
 pub async fn until<T>(
     events: &mut mpsc::UnboundedReceiver<ClientEvent>,
-    mut f: impl FnMut(&ClientEvent) -> Option<T>,
+    f: impl FnMut(&ClientEvent) -> Option<T>,
 ) -> T {
-    loop {
-        let ev = tokio::time::timeout(GUARD, events.recv())
-            .await
-            .expect("no such event in time")
-            .expect("the client stopped");
-        if let Some(t) = f(&ev) {
-            return t;
-        }
-    }
+    events::until(events, GUARD, f).await
+}
+
+/// Waits for the first failed Register (its reason is returned), then for the failure of the registration
+/// with server 1.
+pub async fn register_failure(events: &mut mpsc::UnboundedReceiver<ClientEvent>) -> String {
+    let reason = until(events, |e| match e {
+        ClientEvent::RequestFailed {
+            request: "Register",
+            reason,
+            ..
+        } => Some(reason.clone()),
+        _ => None,
+    })
+    .await;
+    until(events, |e| {
+        (*e == ClientEvent::RegistrationFailed { ssid: 1 }).then_some(())
+    })
+    .await;
+    reason
 }
 
 impl Server {
     /// A CoAP-over-DTLS server (PSK `identity`/`key`) answering with `rule`.
     #[cfg(feature = "dtls")]
-    pub async fn start_secure(mut rule: Rule, identity: &str, key: &[u8]) -> Server {
+    pub async fn start_secure(rule: Rule, identity: &str, key: &[u8]) -> Server {
         use lwm2m_dtls::coap_layer::DtlsServerLayer;
         use lwm2m_dtls::{DtlsServer, MemoryCredentialStore, ServerConfig};
         let store = MemoryCredentialStore::new();
         store.add_psk(identity, key.to_vec());
         let dtls = DtlsServer::new(ServerConfig::default(), std::sync::Arc::new(store)).expect("DTLS server");
-        let (handle, mut incoming) = UdpEndpoint::bind_secure(
+        let socket = UdpEndpoint::bind_secure(
             "127.0.0.1:0".parse().unwrap(),
             EndpointConfig::default(),
             DtlsServerLayer::new(dtls),
         )
         .await
         .expect("bind the scripted DTLS server");
-        let addr = handle.local_addr();
-        let (tx, log) = mpsc::unbounded_channel();
-        let h = handle.clone();
-        let t0 = Instant::now();
-        tokio::spawn(async move {
-            while let Some(item) = incoming.recv().await {
-                if let Incoming::Request(r) = item {
-                    let _ = tx.send(Logged {
-                        at: t0.elapsed(),
-                        peer: r.peer,
-                        request: r.request.clone(),
-                    });
-                    if let Some(resp) = rule(&r.request) {
-                        let _ = h.respond(r.responder, resp);
-                    }
-                }
-            }
-        });
-        Server { handle, addr, log }
+        Server::serve(rule, socket)
     }
 }
 
@@ -237,9 +233,6 @@ impl Silent {
 
     /// The next datagram.
     pub async fn next(&mut self) -> (Duration, Message) {
-        tokio::time::timeout(GUARD, self.log.recv())
-            .await
-            .expect("nothing arrived")
-            .expect("log closed")
+        events::recv(&mut self.log, GUARD).await
     }
 }

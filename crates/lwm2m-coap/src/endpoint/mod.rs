@@ -36,6 +36,10 @@
 //!   `notify_con_interval_ms`, and ends the observation with [`Event::ObservationCancelled`] on RST, CON
 //!   timeout or a GET/FETCH with Observe=1.
 //!
+//! Peer migration: [`Endpoint::migrate_peer`] moves everything held with one address to another (a device behind
+//! a NAT that rebound its public address and port): observations keep their tokens and request ids, so
+//! notifications from the new address are delivered as before, and exchanges in flight continue there.
+//!
 //! Block-wise transfers (RFC 7959) are transparent to the application:
 //! - Requests with a payload above `block_size` go out as Block1 blocks, each waiting for 2.31 Continue (a
 //!   smaller size asked for by the server is honoured); responses with Block2 are fetched to the end and
@@ -45,6 +49,7 @@
 //!   above the block size are sent as Block2 block 0 and the rest is served from a cached copy.
 
 mod blockwise;
+mod migrate;
 mod observe;
 pub mod rng;
 
@@ -55,6 +60,7 @@ use std::net::SocketAddr;
 use thiserror::Error;
 
 pub use blockwise::BlockwiseError;
+pub use migrate::PeerMigration;
 pub use observe::CancelReason;
 pub use rng::{RandomSource, SplitMix64};
 
@@ -1087,6 +1093,8 @@ impl Endpoint {
 
 #[cfg(test)]
 mod block_tests;
+#[cfg(test)]
+mod migrate_tests;
 #[cfg(test)]
 mod observe_tests;
 #[cfg(test)]

@@ -14,6 +14,8 @@
 //!   behind and the channel is full, new requests are answered 5.03 Service Unavailable (Max-Age 1) and
 //!   counted in [`DriverStats::shed`] instead of stalling the socket.
 //! - Notifications to observers: [`UdpHandle::notify`].
+//! - Address changes: [`UdpHandle::migrate_peer`] moves the observations, exchanges in flight and other state
+//!   held with a peer to its new address (a NAT rebind); the [`Observation`] streams keep delivering.
 //! - Malformed datagrams are counted ([`DriverStats::malformed`]) and logged with their reason at debug level;
 //!   socket errors are counted and logged; neither stops the loop.
 //! - Addresses: on an IPv6 socket, IPv4-mapped peers (`::ffff:a.b.c.d`) are shown to the endpoint and the
@@ -48,7 +50,8 @@ use tokio::time::Instant;
 use tracing::{debug, trace, warn};
 
 use crate::endpoint::{
-    BlockwiseError, CancelReason, Endpoint, EndpointConfig, EndpointError, Event, RequestId, ResponderId, Stats,
+    BlockwiseError, CancelReason, Endpoint, EndpointConfig, EndpointError, Event, PeerMigration, RequestId,
+    ResponderId, Stats,
 };
 use crate::message::{Code, Message, MessageType, Token};
 use crate::time::Timestamp;
@@ -233,6 +236,13 @@ enum Command {
         id: RequestId,
         reply: RequestReply,
     },
+    Migrate {
+        old: SocketAddr,
+        new: SocketAddr,
+        /// Only the relations on these tokens (`None`: everything).
+        tokens: Option<Vec<Token>>,
+        reply: oneshot::Sender<PeerMigration>,
+    },
     Respond {
         responder: ResponderId,
         message: Message,
@@ -375,6 +385,7 @@ impl std::fmt::Debug for Command {
             Command::CancelObservation { .. } => "CancelObservation",
             Command::Restore { .. } => "Restore",
             Command::Deregister { .. } => "Deregister",
+            Command::Migrate { .. } => "Migrate",
             Command::Respond { .. } => "Respond",
             Command::Accept { .. } => "Accept",
             Command::Notify { .. } => "Notify",
@@ -470,6 +481,54 @@ impl UdpHandle {
                 commands,
                 live: true,
             })
+        }
+    }
+
+    /// Move everything held with `old` to `new` (see [`crate::Endpoint::migrate_peer`]): for a peer whose
+    /// address changed (NAT rebinding). Observations keep their [`Observation`] streams and tokens; requests
+    /// and notifications in flight continue towards `new` (their futures resolve as before). Like
+    /// [`UdpHandle::restore_observation`], the command is queued to the loop before this returns, so it is
+    /// ordered before any later command of this handle (e.g. the response to the request that revealed the
+    /// new address); the future resolves with what was moved once it took effect. On a secure driver the
+    /// datagrams then go through the session with `new` (the peer handshakes from its new address).
+    pub fn migrate_peer(
+        &self,
+        old: SocketAddr,
+        new: SocketAddr,
+    ) -> impl std::future::Future<Output = Result<PeerMigration, RequestError>> + Send + 'static {
+        self.migrate_inner(old, new, None)
+    }
+
+    /// Like [`UdpHandle::migrate_peer`], but only the relations on `tokens` (see
+    /// [`crate::Endpoint::migrate_tokens`]): for an old address that another peer now uses.
+    pub fn migrate_tokens(
+        &self,
+        old: SocketAddr,
+        new: SocketAddr,
+        tokens: Vec<Token>,
+    ) -> impl std::future::Future<Output = Result<PeerMigration, RequestError>> + Send + 'static {
+        self.migrate_inner(old, new, Some(tokens))
+    }
+
+    fn migrate_inner(
+        &self,
+        old: SocketAddr,
+        new: SocketAddr,
+        tokens: Option<Vec<Token>>,
+    ) -> impl std::future::Future<Output = Result<PeerMigration, RequestError>> + Send + 'static {
+        let (reply, rx) = oneshot::channel();
+        let sent = self
+            .commands
+            .send(Command::Migrate {
+                old,
+                new,
+                tokens,
+                reply,
+            })
+            .map_err(|_| RequestError::Closed);
+        async move {
+            sent?;
+            rx.await.map_err(|_| RequestError::Closed)
         }
     }
 
@@ -1004,6 +1063,29 @@ impl Driver {
                         let _ = reply.send(Err(RequestError::NotObserving));
                     }
                 }
+            }
+            Command::Migrate {
+                old,
+                new,
+                tokens,
+                reply,
+            } => {
+                let (old, new) = (canonical(old), canonical(new));
+                let moved = match &tokens {
+                    None => self.endpoint.migrate_peer(now, old, new),
+                    Some(t) => self.endpoint.migrate_tokens(now, old, new, t),
+                };
+                for id in &moved.exchanges {
+                    match self.pending.get_mut(id) {
+                        Some(Pending::Request { peer, .. }) if *peer == Some(old) => *peer = Some(new),
+                        Some(Pending::Notify { peer, .. }) if *peer == old => *peer = new,
+                        _ => {}
+                    }
+                }
+                if !moved.is_empty() {
+                    debug!(%old, %new, ?moved, "peer migrated");
+                }
+                let _ = reply.send(moved);
             }
             Command::Respond { responder, message } => {
                 if let Err(e) = self.endpoint.respond(now, responder, message) {
@@ -1701,5 +1783,82 @@ mod tests {
         assert_eq!(canonical(mapped), "127.0.0.1:5683".parse::<SocketAddr>().unwrap());
         let v6: SocketAddr = "[::1]:5683".parse().unwrap();
         assert_eq!(canonical(v6), v6);
+    }
+
+    async fn recv(s: &UdpSocket) -> Message {
+        let mut buf = [0u8; 1500];
+        let (n, _) = tokio::time::timeout(T, s.recv_from(&mut buf))
+            .await
+            .expect("datagram")
+            .unwrap();
+        Message::decode(&buf[..n]).unwrap()
+    }
+
+    /// A device behind a NAT, as two raw sockets: its public address before (`a`) and after (`b`) a rebind.
+    #[tokio::test]
+    async fn migrate_peer_keeps_the_observation_stream_and_pending_requests() {
+        // Retransmissions patient enough that the migration always comes before the first one.
+        let config = EndpointConfig {
+            ack_timeout_ms: 300,
+            ..fast()
+        };
+        let (server, _rx) = UdpEndpoint::bind("127.0.0.1:0".parse().unwrap(), config).await.unwrap();
+        let a = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let b = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let (a_addr, b_addr, to) = (a.local_addr().unwrap(), b.local_addr().unwrap(), server.local_addr());
+        let h = server.clone();
+        let reg = tokio::spawn(async move { h.observe(a_addr, Message::request(Code::GET, "/3303/0/5700")).await });
+        let req = recv(&a).await;
+        let mut first = Message::response_to(&req, Code::CONTENT).with_payload("20");
+        first.set_observe(1);
+        a.send_to(&first.encode(), to).await.unwrap();
+        let (_, mut obs) = tokio::time::timeout(T, reg).await.unwrap().unwrap().unwrap();
+        let notification = |mid: u16, seq: u32, v: &str| {
+            let mut n = Message::new(MessageType::Con, Code::CONTENT)
+                .with_token(req.token)
+                .with_payload(v);
+            n.message_id = mid;
+            n.set_observe(seq);
+            n.encode()
+        };
+
+        // The rebind: without a migration, a notification from the new address is answered with RST.
+        b.send_to(&notification(0x100, 2, "lost"), to).await.unwrap();
+        assert_eq!(recv(&b).await, Message::reset(0x100));
+
+        // A request to the device is in flight (to the old address) when the server learns the new one.
+        let h = server.clone();
+        let read = tokio::spawn(async move { h.request(a_addr, Message::request(Code::GET, "/3/0/0")).await });
+        let lost = recv(&a).await;
+        let moved = server.migrate_peer(a_addr, b_addr).await.unwrap();
+        assert_eq!(moved.observations, vec![obs.id()]);
+        assert_eq!(moved.exchanges.len(), 1);
+
+        // The retransmission reaches B; its answer from B completes the request.
+        let again = recv(&b).await;
+        assert_eq!((again.message_id, again.token), (lost.message_id, lost.token));
+        let answer = Message::response_to(&again, Code::CONTENT).with_payload("Open Mobile Alliance");
+        b.send_to(&answer.encode(), to).await.unwrap();
+        let r = tokio::time::timeout(T, read).await.unwrap().unwrap().unwrap();
+        assert_eq!(r.payload, b"Open Mobile Alliance");
+
+        // Notifications from B come out of the same Observation stream and are ACKed to B.
+        b.send_to(&notification(0x101, 3, "21"), to).await.unwrap();
+        let n = tokio::time::timeout(T, obs.next()).await.unwrap().unwrap();
+        assert_eq!(n.payload, b"21");
+        assert_eq!(recv(&b).await, Message::empty_ack(0x101));
+
+        // The old address is no longer matched.
+        a.send_to(&notification(0x102, 4, "stale"), to).await.unwrap();
+        assert_eq!(recv(&a).await, Message::reset(0x102));
+        // A migration of an address the driver does not know changes nothing.
+        let none = server
+            .migrate_peer("127.0.0.1:9".parse().unwrap(), a_addr)
+            .await
+            .unwrap();
+        assert!(none.is_empty());
+        b.send_to(&notification(0x103, 5, "22"), to).await.unwrap();
+        let n = tokio::time::timeout(T, obs.next()).await.unwrap().unwrap();
+        assert_eq!(n.payload, b"22");
     }
 }

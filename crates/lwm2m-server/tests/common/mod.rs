@@ -7,14 +7,15 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use lwm2m_client::dm::{DataModel, FactoryConfig, ServerConfig as AccountConfig};
-use lwm2m_client::object::{ObjectHandler, SimpleObject, WriteMode};
+use lwm2m_client::object::{ObjectHandler, WriteMode};
 use lwm2m_coap::{
     Code, Delivery, EndpointConfig, Incoming, IncomingRequest, Message, MessageType, RequestError, Token, UdpEndpoint,
     UdpHandle,
 };
 use lwm2m_core::format::{self, ContentFormat};
-use lwm2m_core::{InstanceNode, ModelRegistry, Models, Path, ResourceNode, Value};
+use lwm2m_core::{Path, ResourceNode, Value};
 use lwm2m_server::{Event, Server, ServerConfig, ServerHandle};
+use lwm2m_testkit::client::{object_3442, resource_1120};
 use tokio::sync::{broadcast, mpsc};
 
 /// Bound of every wait in the tests (virtual under a paused clock).
@@ -43,54 +44,30 @@ pub async fn start_server(config: ServerConfig) -> (ServerHandle, broadcast::Rec
     (h, rx, addr)
 }
 
-/// The next event matching `pred` (others are skipped).
+/// The next event matching `pred` (others are skipped) within [`WAIT`]; a lag fails the wait.
 pub async fn next_event(rx: &mut broadcast::Receiver<Event>, pred: impl FnMut(&Event) -> bool) -> Event {
     next_event_within(rx, WAIT, pred).await
 }
 
-/// The next event matching `pred` within `wait`.
+/// The next event matching `pred` within `wait`; a lag fails the wait.
 pub async fn next_event_within(
     rx: &mut broadcast::Receiver<Event>,
     wait: Duration,
-    mut pred: impl FnMut(&Event) -> bool,
+    pred: impl FnMut(&Event) -> bool,
 ) -> Event {
-    let fut = async {
-        loop {
-            match rx.recv().await {
-                Ok(ev) if pred(&ev) => return ev,
-                Ok(_) => continue,
-                Err(broadcast::error::RecvError::Lagged(n)) => panic!("lagged by {n} events"),
-                Err(broadcast::error::RecvError::Closed) => panic!("event channel closed"),
-            }
-        }
-    };
-    tokio::time::timeout(wait, fut)
-        .await
-        .expect("no matching event in time")
+    lwm2m_testkit::events::next_event_strict(rx, wait, pred).await
 }
 
 /// The Leshan test object 3442 with instance 0: String 110 = "hello", Integer 120 = 42, multiple Integer
 /// 1120 = {0: 10, 1: 11, 2: 12}, plus executable 0.
 pub fn test_object() -> impl ObjectHandler {
-    let model = ModelRegistry::builtin().object(3442).expect("3442").clone();
-    SimpleObject::new(model)
-        .with_executables(&[0])
-        .with_instance(InstanceNode::new(
-            0,
-            [
-                ResourceNode::single(110, Value::String("hello".into())),
-                ResourceNode::single(120, Value::Integer(42)),
-                ResourceNode::multiple(
-                    1120,
-                    [
-                        (0, Value::Integer(10)),
-                        (1, Value::Integer(11)),
-                        (2, Value::Integer(12)),
-                    ],
-                ),
-            ],
-        ))
-        .with_exec(|_, _, _, _, _| Ok(()))
+    object_3442([
+        ResourceNode::single(110, Value::String("hello".into())),
+        ResourceNode::single(120, Value::Integer(42)),
+        resource_1120(),
+    ])
+    .with_executables(&[0])
+    .with_exec(|_, _, _, _, _| Ok(()))
 }
 
 /// A data model: objects 0-3, 3303 (instance 0 at 20 °C) and 3442.

@@ -3,6 +3,7 @@
 
 import { h, replace, api, enc, fmtTime, fmtClock, fmtWhen, codeBadge, resultBadge, showMessage, ApiError } from './util.js';
 import { renderEditor } from './editor.js';
+import { requireLogin, logoutLink } from './login.js';
 
 const EVENT_KINDS = ['session-started', 'refused', 'operation', 'accounts-found', 'acl-state', 'repaired', 'finished', 'failed', 'lagged'];
 
@@ -38,7 +39,7 @@ function record(ev) {
 
 function setLive(state) {
   const el = document.getElementById('live');
-  el.textContent = state === 'live' ? 'live' : state === 'connecting' ? 'connecting' : 'events offline';
+  el.textContent = { live: 'live', connecting: 'connecting', login: 'log in…' }[state] || 'events offline';
   el.dataset.state = state;
 }
 
@@ -52,7 +53,18 @@ function startEvents() {
     if (opened) for (const f of listeners) f({ kind: 'reconnected' });
     opened = true;
   };
-  es.onerror = () => setLive(es.readyState === EventSource.CLOSED ? 'offline' : 'connecting');
+  es.onerror = async () => {
+    if (es.readyState !== EventSource.CLOSED) { setLive('connecting'); return; }
+    setLive('offline');
+    // The browser gives up after an HTTP error such as 401: with --api-token, log in and open it again.
+    try {
+      const hl = await (await fetch('/api/health')).json();
+      if (!hl.auth || hl.authenticated) return;
+    } catch { return; }
+    setLive('login');
+    await requireLogin('The event stream (GET /api/events) needs a login.');
+    startEvents();
+  };
   for (const kind of EVENT_KINDS) {
     es.addEventListener(kind, (m) => {
       let ev;
@@ -112,7 +124,7 @@ function shell() {
       h('nav', {},
         h('a', { href: '#/configs', id: 'nav-configs', dataset: { section: 'configs' } }, 'Configurations'),
         h('a', { href: '#/sessions', id: 'nav-sessions', dataset: { section: 'sessions' } }, 'Sessions')),
-      h('span', { class: 'status' }, h('span', { id: 'health' }, ''), ' ', h('span', { id: 'live', class: 'live-dot', dataset: { state: 'connecting' } }, 'connecting'))),
+      h('span', { class: 'status' }, h('span', { id: 'health' }, ''), ' ', h('span', { id: 'live', class: 'live-dot', dataset: { state: 'connecting' } }, 'connecting'), h('span', { id: 'account' }))),
     h('main', { id: 'view' }));
 }
 
@@ -122,6 +134,9 @@ async function health() {
     const b = r.body;
     document.getElementById('health').textContent =
       `v${b.version} · CoAP ${b.coap.join(', ') || 'off'} · ${b.configs} configuration${b.configs === 1 ? '' : 's'} · ${b.active_sessions} running`;
+    // With --api-token: a way to end the session.
+    const account = document.getElementById('account');
+    if (b.auth && !account.firstChild) account.append(logoutLink());
   } catch (e) {
     document.getElementById('health').textContent = `health: ${e.message}`;
   }
@@ -504,5 +519,6 @@ startEvents();
 health();
 subscribe(() => healthSoon());
 window.addEventListener('bs-config-changed', () => healthSoon());
+window.addEventListener('api-login', () => healthSoon());
 window.addEventListener('hashchange', () => { healthSoon(); route(); });
 route();

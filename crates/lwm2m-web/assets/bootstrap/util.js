@@ -1,5 +1,7 @@
 // Small helpers shared by the Bootstrap UI modules: DOM building, the REST client, formatting.
 
+import { isUnauthorized, requireLogin } from './login.js';
+
 /** Builds an element: h('div', {class: 'x', onclick: fn, dataset: {a: 1}}, child, 'text', [more]). */
 export function h(tag, attrs, ...children) {
   const el = document.createElement(tag);
@@ -63,6 +65,11 @@ export async function api(method, path, body) {
     try { json = JSON.parse(text); } catch { json = null; }
   }
   if (!resp.ok) {
+    // The Bootstrap-Server runs with --api-token: log in, then repeat the call.
+    if (isUnauthorized(resp.status, json) && path !== '/api/login') {
+      await requireLogin(json.reason);
+      return api(method, path, body);
+    }
     const error = (json && json.error) || `http_${resp.status}`;
     const reason = (json && json.reason) || text || resp.statusText;
     throw new ApiError(resp.status, error, reason);

@@ -1,4 +1,7 @@
 // The REST API (docs/openapi.yaml): fetch wrappers that turn `{"error", "reason"}` answers into ApiError.
+// A 401 `unauthorized` (the server runs with --api-token) shows the login card, then repeats the call.
+
+import { isUnauthorized, requireLogin } from './login.js';
 
 /** A failed API call: HTTP status, the API's error code and reason (and the whole body). */
 export class ApiError extends Error {
@@ -50,6 +53,10 @@ export async function call(method, url, body) {
     json = null;
   }
   if (!resp.ok) {
+    if (isUnauthorized(resp.status, json) && url !== '/api/login') {
+      await requireLogin(json.reason);
+      return call(method, url, body);
+    }
     if (json && json.error) throw new ApiError(resp.status, json.error, json.reason || '', json);
     throw new ApiError(resp.status, `http_${resp.status}`, text || resp.statusText);
   }

@@ -4,6 +4,7 @@
 import { h, setChildren } from './util.js';
 import { get } from './api.js';
 import { EventStream } from './events.js';
+import { logoutLink } from './login.js';
 import { clientsView } from './clients.js';
 import { clientView } from './client.js';
 import { securityView } from './security.js';
@@ -19,18 +20,19 @@ const nav = {
 };
 const liveDot = h('span', { class: 'live-dot', id: 'sse-status', 'data-state': 'connecting' }, 'connecting');
 const serverInfo = h('span', { id: 'server-info' });
+const account = h('span', { id: 'account' });
 const main = h('main', { id: 'view' });
 
 setChildren(app,
   h('header', { class: 'topbar' },
     h('a', { class: 'brand', href: '#/clients' }, h('span', { class: 'brand-mark' }, 'LwM2M'), ' lwm2m-rs server'),
     h('nav', {}, nav.clients, nav.security, nav.models),
-    h('span', { class: 'status' }, serverInfo, liveDot)),
+    h('span', { class: 'status' }, serverInfo, liveDot, account)),
   main);
 
 stream.onStatus((s) => {
   liveDot.dataset.state = s;
-  liveDot.textContent = { live: 'live', connecting: 'connecting…', reconnecting: 'reconnecting…' }[s] || s;
+  liveDot.textContent = { live: 'live', connecting: 'connecting…', reconnecting: 'reconnecting…', login: 'log in…' }[s] || s;
   liveDot.title = s === 'live' ? 'Receiving server events (GET /api/events)' : 'Event stream not connected';
 });
 
@@ -38,6 +40,8 @@ async function refreshHealth() {
   try {
     const hl = await get('/api/health');
     serverInfo.textContent = `v${hl.version} · ${hl.registrations} registered · CoAP ${hl.coap.join(', ')}`;
+    // With --api-token: a way to end the session.
+    if (hl.auth && !account.firstChild) account.append(logoutLink());
   } catch (e) {
     serverInfo.textContent = `server unreachable (${e.reason || e.message})`;
   }
@@ -82,6 +86,7 @@ window.addEventListener('error', (e) => uiError(e.message || String(e.error)));
 window.addEventListener('unhandledrejection', (e) => uiError(e.reason && (e.reason.reason || e.reason.message) || String(e.reason)));
 
 window.addEventListener('hashchange', route);
+window.addEventListener('api-login', refreshHealth);
 stream.subscribe((ev) => {
   if (['registered', 'deregistered', 'expired', 'lagged', 'reconnected'].includes(ev.kind)) refreshHealth();
 });

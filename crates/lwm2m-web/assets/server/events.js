@@ -1,6 +1,7 @@
 // The live event stream (GET /api/events, Server-Sent Events) and the event log panel.
 
 import { h, clock, showValue } from './util.js';
+import { requireLogin } from './login.js';
 
 /**
  * The event kinds listened to. SSE events are named by kind, and EventSource only delivers named events to
@@ -34,7 +35,10 @@ export class EventStream {
       // After a reconnect events may have been missed: views refresh.
       if (this.opened > 1) this.emit({ kind: 'reconnected', time_ms: Date.now() });
     });
-    src.addEventListener('error', () => this.setState(src.readyState === 2 ? 'closed' : 'reconnecting'));
+    src.addEventListener('error', () => {
+      if (src.readyState === 2) this.closed();
+      else this.setState('reconnecting');
+    });
     const deliver = (msg) => {
       let ev;
       try {
@@ -48,6 +52,23 @@ export class EventStream {
     };
     for (const k of KINDS) src.addEventListener(k, deliver);
     src.onmessage = deliver;
+  }
+
+  /**
+   * The browser gave up on the stream (it does after an HTTP error such as 401): when the API wants a login,
+   * ask for it and open the stream again.
+   */
+  async closed() {
+    this.setState('closed');
+    try {
+      const hl = await (await fetch('/api/health')).json();
+      if (!hl.auth || hl.authenticated) return;
+    } catch {
+      return;
+    }
+    this.setState('login');
+    await requireLogin('The event stream (GET /api/events) needs a login.');
+    this.start();
   }
 
   setState(s) {
