@@ -1,6 +1,7 @@
 //! `lwm2m`: one binary for the LwM2M server, bootstrap server, client, codec tools and benchmarks.
 #![forbid(unsafe_code)]
 
+mod bench_cmd;
 mod bootstrap_cmd;
 mod client_cmd;
 mod codec;
@@ -14,9 +15,9 @@ use clap::{Parser, Subcommand};
 
 /// lwm2m-rs: an OMA LightweightM2M 1.1 stack.
 ///
-/// `lwm2m server` runs the LwM2M server with its REST API, `lwm2m bootstrap` the Bootstrap-Server,
-/// `lwm2m client` runs a demo device and `lwm2m codec` converts payloads between every LwM2M content format
-/// and JSON.
+/// `lwm2m server` runs the LwM2M server with its REST API and web UI, `lwm2m bootstrap` the Bootstrap-Server
+/// with its configuration UI, `lwm2m client` runs a demo device, `lwm2m codec` converts payloads between every
+/// LwM2M content format and JSON, and `lwm2m bench` load-tests a running server.
 #[derive(Parser, Debug)]
 #[command(name = "lwm2m", version, about, long_about)]
 struct Cli {
@@ -32,8 +33,10 @@ enum Command {
     Server(server_cmd::ServerArgs),
     /// Run a demo LwM2M 1.1 device (objects 0-7 and a temperature sensor), driven from stdin.
     Client(client_cmd::ClientArgs),
-    /// Run the LwM2M 1.1 Bootstrap-Server (CoAP 5783, CoAPS 5784, REST API and UI on HTTP 8081, configurations in a TOML file).
+    /// Run the LwM2M 1.1 Bootstrap-Server (CoAP 5783, CoAPS 5784, REST API and UI on HTTP 8081).
     Bootstrap(bootstrap_cmd::BootstrapArgs),
+    /// Load-test a live LwM2M server: simulated devices Register, Update, answer reads and De-register.
+    Bench(bench_cmd::BenchArgs),
 }
 
 fn main() -> ExitCode {
@@ -43,6 +46,7 @@ fn main() -> ExitCode {
         Command::Client(args) => client_cmd::run(args),
         Command::Server(args) => server_cmd::run(args),
         Command::Bootstrap(args) => bootstrap_cmd::run(args),
+        Command::Bench(args) => bench_cmd::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -3,121 +3,71 @@
 //! answer (bounded by a guard), never a sleep.
 
 use std::net::SocketAddr;
+use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
 
-use http_body_util::{BodyExt, Full};
-use hyper::body::Bytes;
-use hyper::{Method, Request};
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::client::legacy::Client as HttpClient;
-use hyper_util::rt::TokioExecutor;
+use hyper::Method;
 use lwm2m_client::dm::{FactoryConfig, ServerConfig};
 use lwm2m_client::runtime::{Client, ClientConfig, ClientEvent};
+use lwm2m_testkit::events::next_map;
+use lwm2m_testkit::http::{try_call, Http};
+use lwm2m_testkit::proc::{command, http_base, run, Proc};
+use lwm2m_testkit::scratch::Scratch;
 use serde_json::Value as Json;
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader, Lines};
-use tokio::process::{Child, ChildStdout, Command};
+use tokio::io::AsyncReadExt;
+use tokio::process::Command;
 
 const GUARD: Duration = Duration::from_secs(30);
 
-struct Running {
-    child: Child,
-    stdout: Lines<BufReader<ChildStdout>>,
+/// `lwm2m server ARGS` with `env` added, running, its stdout read line by line (stderr inherited).
+fn start(args: &[&str], env: &[(&str, &str)]) -> Proc {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_lwm2m"));
+    cmd.arg("server")
+        .args(args)
+        .stdin(Stdio::null())
+        .stderr(Stdio::inherit());
+    cmd.envs(env.iter().copied());
+    Proc::spawn(cmd, GUARD)
 }
 
-impl Running {
-    fn start(args: &[&str], env: &[(&str, &str)]) -> Running {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_lwm2m"));
-        cmd.arg("server")
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .kill_on_drop(true);
-        for (k, v) in env {
-            cmd.env(k, v);
-        }
-        let mut child = cmd.spawn().expect("the lwm2m binary starts");
-        let stdout = BufReader::new(child.stdout.take().unwrap()).lines();
-        Running { child, stdout }
-    }
-
-    async fn line(&mut self) -> String {
-        tokio::time::timeout(GUARD, self.stdout.next_line())
-            .await
-            .expect("no output in time")
-            .unwrap()
-            .expect("stdout closed")
-    }
-
-    /// Lines up to `ready`; returns them.
-    async fn until_ready(&mut self) -> Vec<String> {
-        let mut lines = Vec::new();
-        loop {
-            let l = self.line().await;
-            if l.starts_with("ready") {
-                return lines;
-            }
-            lines.push(l);
-        }
-    }
+/// Runs `lwm2m server ARGS` with `env` added, which must fail (within [`GUARD`]); its stderr.
+async fn fails(args: &[&str], env: &[(&str, &str)]) -> String {
+    let mut cmd = command(Path::new(env!("CARGO_BIN_EXE_lwm2m")));
+    cmd.arg("server").args(args).envs(env.iter().copied());
+    let out = run(cmd, GUARD).await;
+    assert!(!out.status.success());
+    String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
-fn http() -> HttpClient<HttpConnector, Full<Bytes>> {
-    HttpClient::builder(TokioExecutor::new()).build_http()
-}
-
-async fn get(client: &HttpClient<HttpConnector, Full<Bytes>>, url: &str) -> Result<(u16, Json), String> {
+async fn get(client: &Http, url: &str) -> Result<(u16, Json), String> {
     get_as(client, url, None).await
 }
 
 /// GET with `Authorization: Bearer {token}` when a token is given.
-async fn get_as(
-    client: &HttpClient<HttpConnector, Full<Bytes>>,
-    url: &str,
-    token: Option<&str>,
-) -> Result<(u16, Json), String> {
-    let mut req = Request::builder().method(Method::GET).uri(url);
-    if let Some(t) = token {
-        req = req.header("authorization", format!("Bearer {t}"));
-    }
-    let req = req.body(Full::new(Bytes::new())).unwrap();
-    let resp = tokio::time::timeout(GUARD, client.request(req))
-        .await
-        .map_err(|_| "no answer in time".to_string())?
-        .map_err(|e| e.to_string())?;
-    let status = resp.status().as_u16();
-    let body = resp.into_body().collect().await.map_err(|e| e.to_string())?.to_bytes();
-    Ok((status, serde_json::from_slice(&body).map_err(|e| e.to_string())?))
+async fn get_as(client: &Http, url: &str, token: Option<&str>) -> Result<(u16, Json), String> {
+    let bearer = token.map(|t| format!("Bearer {t}"));
+    let headers: Vec<(&str, &str)> = bearer.iter().map(|b| ("authorization", b.as_str())).collect();
+    try_call(client, Method::GET, url, &headers, "", GUARD).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn server_binary_serves_the_api() {
-    let dir = std::env::temp_dir().join(format!("lwm2m-server-cli-{}", std::process::id()));
-    let data = dir.join("data");
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = Scratch::new("server-cli");
+    let data = dir.path("data");
     // One option from each source: flags (CoAP), environment (data dir), config file (HTTP, CoAPS off).
-    let config = dir.join("server.toml");
+    let config = dir.path("server.toml");
     std::fs::write(
         &config,
         "http_addr = \"127.0.0.1:0\"\ncoaps_addr = \"off\"\nlog = \"warn\"\n",
     )
     .unwrap();
-    let mut srv = Running::start(
+    let mut srv = start(
         &["--coap-addr", "127.0.0.1:0", "--config", config.to_str().unwrap()],
         &[("LWM2M_DATA_DIR", data.to_str().unwrap())],
     );
-    let lines = srv.until_ready().await;
-    let http_line = lines
-        .iter()
-        .find(|l| l.trim_start().starts_with("HTTP"))
-        .expect("HTTP line");
-    let base = http_line
-        .split_whitespace()
-        .nth(1)
-        .and_then(|u| u.strip_suffix("/api"))
-        .expect("http://ADDR/api")
-        .to_string();
+    let lines = srv.lines_before("ready").await;
+    let base = http_base(&lines);
     assert!(
         lines
             .iter()
@@ -132,7 +82,7 @@ async fn server_binary_serves_the_api() {
     assert!(data.is_dir(), "the data directory is created");
 
     // Bounded poll of /api/health (the listener is bound before "ready" is printed, so this is immediate).
-    let client = http();
+    let client = lwm2m_testkit::http::client();
     let mut health = None;
     for _ in 0..100 {
         if let Ok((200, h)) = get(&client, &format!("{base}/api/health")).await {
@@ -153,17 +103,12 @@ async fn server_binary_serves_the_api() {
     .build()
     .unwrap();
     let (device, mut events) = Client::start(dm, ClientConfig::new("cli-dev")).unwrap();
-    tokio::time::timeout(GUARD, async {
-        loop {
-            match events.recv().await.expect("client events") {
-                ClientEvent::Registered { .. } => break,
-                ClientEvent::RegistrationFailed { .. } => panic!("registration failed"),
-                _ => {}
-            }
-        }
+    next_map(&mut events, GUARD, |e| match e {
+        ClientEvent::Registered { .. } => Some(()),
+        ClientEvent::RegistrationFailed { .. } => panic!("registration failed"),
+        _ => None,
     })
-    .await
-    .expect("the device registers in time");
+    .await;
 
     let (s, list) = get(&client, &format!("{base}/api/clients")).await.unwrap();
     assert_eq!((s, &list["clients"][0]["endpoint"]), (200, &Json::from("cli-dev")));
@@ -192,66 +137,42 @@ async fn server_binary_serves_the_api() {
     assert!(rest.contains("stopped"), "{rest}");
     let status = tokio::time::timeout(GUARD, srv.child.wait()).await.unwrap().unwrap();
     assert!(status.success(), "{status}");
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn busy_ports_name_the_flag_to_change() {
-    let dir = std::env::temp_dir().join(format!("lwm2m-server-busy-{}", std::process::id()));
-    let data = dir.join("data");
+    let dir = Scratch::new("server-busy");
+    let data = dir.path("data");
     let data = data.to_str().unwrap();
     let udp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
     let busy = udp.local_addr().unwrap().to_string();
-    let out = tokio::time::timeout(
-        GUARD,
-        Command::new(env!("CARGO_BIN_EXE_lwm2m"))
-            .args([
-                "server",
-                "--coap-addr",
-                &busy,
-                "--coaps-addr",
-                "off",
-                "--http-addr",
-                "off",
-            ])
-            .args(["--data-dir", data])
-            .output(),
-    )
-    .await
-    .unwrap()
-    .unwrap();
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
+    let args = [
+        "--coap-addr",
+        &busy,
+        "--coaps-addr",
+        "off",
+        "--http-addr",
+        "off",
+        "--data-dir",
+        data,
+    ];
+    let err = fails(&args, &[]).await;
     assert!(err.contains("is in use") && err.contains("pass --coap-addr"), "{err}");
 
     let tcp = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let busy = tcp.local_addr().unwrap().to_string();
-    let out = tokio::time::timeout(
-        GUARD,
-        Command::new(env!("CARGO_BIN_EXE_lwm2m"))
-            .args(["server", "--coap-addr", "127.0.0.1:0", "--coaps-addr", "off"])
-            .args(["--data-dir", data])
-            .env("LWM2M_HTTP_ADDR", &busy)
-            .output(),
-    )
-    .await
-    .unwrap()
-    .unwrap();
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
+    let args = ["--coap-addr", "127.0.0.1:0", "--coaps-addr", "off", "--data-dir", data];
+    let err = fails(&args, &[("LWM2M_HTTP_ADDR", &busy)]).await;
     assert!(err.contains("HTTP port") && err.contains("pass --http-addr"), "{err}");
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// `--api-token-file`: the API answers 401 without the token and 200 with it; health stays open.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn api_token_file_protects_the_api() {
-    let dir = std::env::temp_dir().join(format!("lwm2m-server-token-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let token_file = dir.join("api-token");
-    std::fs::write(&token_file, "0123456789abcdef-cli-token\n").unwrap();
-    let data = dir.join("data");
-    let mut srv = Running::start(
+    let dir = Scratch::new("server-token");
+    let token_file = dir.write("api-token", b"0123456789abcdef-cli-token\n");
+    let data = dir.path("data");
+    let mut srv = start(
         &[
             "--coap-addr",
             "127.0.0.1:0",
@@ -260,24 +181,18 @@ async fn api_token_file_protects_the_api() {
             "--http-addr",
             "127.0.0.1:0",
             "--api-token-file",
-            token_file.to_str().unwrap(),
+            &token_file,
         ],
         &[("LWM2M_DATA_DIR", data.to_str().unwrap()), ("LWM2M_LOG", "warn")],
     );
-    let lines = srv.until_ready().await;
+    let lines = srv.lines_before("ready").await;
     assert!(lines.iter().any(|l| l.contains("bearer token required")), "{lines:?}");
     assert!(
         !lines.iter().any(|l| l.contains("cli-token")),
         "the token is not printed: {lines:?}"
     );
-    let base = lines
-        .iter()
-        .find_map(|l| l.trim_start().strip_prefix("HTTP"))
-        .and_then(|l| l.split_whitespace().next())
-        .and_then(|u| u.strip_suffix("/api"))
-        .expect("http://ADDR/api")
-        .to_string();
-    let client = http();
+    let base = http_base(&lines);
+    let client = lwm2m_testkit::http::client();
     let (s, j) = get(&client, &format!("{base}/api/clients")).await.unwrap();
     assert_eq!((s, j["error"].as_str()), (401, Some("unauthorized")), "{j}");
     assert!(j["reason"].as_str().unwrap().contains("--api-token"), "{j}");
@@ -296,5 +211,4 @@ async fn api_token_file_protects_the_api() {
     let (s, health) = get(&client, &format!("{base}/api/health")).await.unwrap();
     assert_eq!((s, health["auth"].as_bool()), (200, Some(true)));
     drop(srv);
-    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -13,7 +13,7 @@
 //! - [`server`] (feature `server`): waits for lwm2m-server events, a PSK DTLS server backed by its security
 //!   store.
 //! - [`client`] (feature `client`): the test object 3442 and factory configurations of lwm2m-client devices.
-//! - [`http`] (feature `http`): JSON calls to an HTTP API.
+//! - [`http`] (feature `http`): JSON calls to an HTTP API, HTTP servers under test on an ephemeral port.
 //!
 //! Only integration tests (under `tests/`) may use it: a crate's own unit tests would see two copies of the
 //! crate when the testkit depends on it.

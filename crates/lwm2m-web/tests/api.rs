@@ -14,12 +14,15 @@ use lwm2m_client::dm::{FactoryConfig, ServerConfig as Account};
 use lwm2m_client::object::{ExecHook, SimpleObject};
 use lwm2m_client::runtime::{Client, ClientConfig, ClientEvent, ClientHandle};
 use lwm2m_coap::{Code, EndpointConfig, Incoming as CoapIncoming, Message, UdpEndpoint, UdpHandle};
-use lwm2m_core::{InstanceNode, ModelRegistry, Models, ResourceNode, Value};
+use lwm2m_core::{ResourceNode, Value};
 use lwm2m_server::security::MemorySecurityStore;
 use lwm2m_server::{Event, Server, ServerConfig, ServerHandle};
+use lwm2m_testkit::client::{object_3442, resource_1120};
+use lwm2m_testkit::events::{next_event_strict, recv, until};
+use lwm2m_testkit::http::Served;
 use lwm2m_web::WebApi;
 use serde_json::{json, Value as Json};
-use tokio::sync::{broadcast, mpsc, oneshot};
+use tokio::sync::{broadcast, mpsc};
 
 struct Harness {
     http: Http,
@@ -30,54 +33,29 @@ struct Harness {
     device_events: mpsc::UnboundedReceiver<ClientEvent>,
     /// Arguments of every Execute of /3442/0/0.
     executed: mpsc::UnboundedReceiver<String>,
-    _stop: oneshot::Sender<()>,
+    _web: Served,
 }
 
 /// The test object 3442, instance 0: String 110 = "hello", Integer 120 = 42, multiple Integer 1120 =
 /// {0: 10, 1: 11, 2: 12}; resource 0 is executable and reports its arguments.
 fn test_object(executed: mpsc::UnboundedSender<String>) -> SimpleObject<ExecHook> {
-    let model = ModelRegistry::builtin().object(3442).expect("3442").clone();
-    SimpleObject::new(model)
-        .with_executables(&[0])
-        .with_instance(InstanceNode::new(
-            0,
-            [
-                ResourceNode::single(110, Value::String("hello".into())),
-                ResourceNode::single(120, Value::Integer(42)),
-                ResourceNode::multiple(
-                    1120,
-                    [
-                        (0, Value::Integer(10)),
-                        (1, Value::Integer(11)),
-                        (2, Value::Integer(12)),
-                    ],
-                ),
-            ],
-        ))
-        .with_exec(move |_, _, _, args, _| {
-            let text: Vec<String> = args
-                .iter()
-                .map(|a| match &a.value {
-                    Some(v) => format!("{}='{}'", a.id, v),
-                    None => a.id.to_string(),
-                })
-                .collect();
-            let _ = executed.send(text.join(","));
-            Ok(())
-        })
-}
-
-async fn next_event(rx: &mut broadcast::Receiver<Event>, mut pred: impl FnMut(&Event) -> bool) -> Event {
-    tokio::time::timeout(WAIT, async {
-        loop {
-            let ev = rx.recv().await.expect("event channel");
-            if pred(&ev) {
-                return ev;
-            }
-        }
+    object_3442([
+        ResourceNode::single(110, Value::String("hello".into())),
+        ResourceNode::single(120, Value::Integer(42)),
+        resource_1120(),
+    ])
+    .with_executables(&[0])
+    .with_exec(move |_, _, _, args, _| {
+        let text: Vec<String> = args
+            .iter()
+            .map(|a| match &a.value {
+                Some(v) => format!("{}='{}'", a.id, v),
+                None => a.id.to_string(),
+            })
+            .collect();
+        let _ = executed.send(text.join(","));
+        Ok(())
     })
-    .await
-    .expect("no matching server event in time")
 }
 
 impl Harness {
@@ -96,16 +74,7 @@ impl Harness {
         let (server, mut events) = Server::bind(config, "127.0.0.1:0".parse().unwrap()).await.unwrap();
         let coap = server.local_addrs()[0];
         let api = WebApi::new(server.clone(), security);
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let http = Http::new(format!("http://{}", listener.local_addr().unwrap()));
-        let (stop, stopped) = oneshot::channel::<()>();
-        tokio::spawn(async move {
-            api.serve(listener, async {
-                let _ = stopped.await;
-            })
-            .await
-            .unwrap();
-        });
+        let (http, web) = common::serve(move |l, stopped| async move { api.serve(l, stopped).await }).await;
 
         let (exec_tx, executed) = mpsc::unbounded_channel();
         let mut account = Account::new(1, format!("coap://{coap}"), 300);
@@ -121,7 +90,7 @@ impl Harness {
         let mut client_config = ClientConfig::new("dev-1");
         client_config.queue_mode = queue_mode;
         let (device, device_events) = Client::start(dm, client_config).unwrap();
-        next_event(&mut events, |e| matches!(e, Event::Registered { .. })).await;
+        next_event_strict(&mut events, WAIT, |e| matches!(e, Event::Registered { .. })).await;
         Harness {
             http,
             server,
@@ -130,22 +99,13 @@ impl Harness {
             device,
             device_events,
             executed,
-            _stop: stop,
+            _web: web,
         }
     }
 
     /// The status and JSON body.
     async fn call(&self, method: Method, path: &str, body: &str) -> (u16, Json) {
-        let (status, text, headers) = self.http.text(method, path, body).await;
-        assert_eq!(
-            headers.get("content-type").map(|v| v.to_str().unwrap()),
-            Some("application/json"),
-            "{path}: {text}"
-        );
-        (
-            status,
-            serde_json::from_str(&text).unwrap_or_else(|e| panic!("{path}: {e}: {text}")),
-        )
+        self.http.json_with(method, path, body, &[]).await
     }
 
     async fn get(&self, path: &str) -> (u16, Json) {
@@ -251,19 +211,14 @@ async fn clients_reads_writes_and_execute() {
         .call(Method::POST, "/api/clients/dev-1/3442/0/0/execute", "0,1='x'")
         .await;
     assert_eq!((s, r["code"].as_str()), (200, Some("2.04")), "{r}");
-    let args = tokio::time::timeout(WAIT, h.executed.recv()).await.unwrap().unwrap();
+    let args = recv(&mut h.executed, WAIT).await;
     assert_eq!(args, "0,1='x'");
     let (s, _) = h.call(Method::POST, "/api/clients/dev-1/3/0/4/execute", "").await;
     assert_eq!(s, 200);
-    loop {
-        let ev = tokio::time::timeout(WAIT, h.device_events.recv())
-            .await
-            .unwrap()
-            .unwrap();
-        if ev == ClientEvent::Reboot {
-            break;
-        }
-    }
+    until(&mut h.device_events, WAIT, |ev| {
+        (*ev == ClientEvent::Reboot).then_some(())
+    })
+    .await;
 
     // Composite read and write.
     let (s, r) = h
@@ -339,7 +294,7 @@ async fn clients_reads_writes_and_execute() {
         .starts_with("application/yaml"));
 
     h.device.shutdown().await;
-    next_event(&mut h.events, |e| matches!(e, Event::Deregistered { .. })).await;
+    next_event_strict(&mut h.events, WAIT, |e| matches!(e, Event::Deregistered { .. })).await;
     let (s, r) = h.get("/api/clients/dev-1").await;
     assert_eq!((s, r["error"].as_str()), (404, Some("unknown_endpoint")));
     h.server.shutdown().await;
@@ -586,7 +541,7 @@ async fn error_statuses() {
 async fn queue_mode_holds_requests_and_send_reaches_the_stream() {
     let mut h = Harness::start_with(true, Duration::from_millis(300)).await;
     // The server considers the device asleep 300 ms after its Register.
-    next_event(&mut h.events, |e| matches!(e, Event::Sleeping { .. })).await;
+    next_event_strict(&mut h.events, WAIT, |e| matches!(e, Event::Sleeping { .. })).await;
     let mut sse = Sse::open(&h.http, "?ep=dev-1").await;
     let (_, d) = h.get("/api/clients/dev-1").await;
     assert_eq!(

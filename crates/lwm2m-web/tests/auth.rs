@@ -7,36 +7,23 @@ mod common;
 
 use std::sync::Arc;
 
-use common::{content_type, Http, Sse, WAIT};
+use common::{Http, Sse, WAIT};
 use hyper::{HeaderMap, Method};
 use lwm2m_bootstrap::{BootstrapServer, BootstrapServerConfig, BootstrapServerHandle, MemoryConfigStore};
-use lwm2m_client::dm::{BootstrapConfig as DeviceBootstrap, Credentials, FactoryConfig, ServerConfig as Account};
+use lwm2m_client::dm::{Credentials, FactoryConfig, ServerConfig as Account};
 use lwm2m_client::runtime::{Client, ClientConfig, ClientHandle};
 use lwm2m_server::security::MemorySecurityStore;
 use lwm2m_server::{Server, ServerConfig};
+use lwm2m_testkit::client::bootstrap_only;
+use lwm2m_testkit::http::Served;
 use lwm2m_web::bootstrap::BootstrapApi;
 use lwm2m_web::WebApi;
 use serde_json::{json, Value as Json};
-use tokio::sync::oneshot;
 
 const TOKEN: &str = "correct-horse-battery-staple-42";
 const BEARER: (&str, &str) = ("authorization", "Bearer correct-horse-battery-staple-42");
 
-/// Serves `serve` (an API's `serve` future factory) on an ephemeral port; the server stops when the returned
-/// sender is dropped.
-async fn spawn<F, Fut>(serve: F) -> (Http, oneshot::Sender<()>)
-where
-    F: FnOnce(tokio::net::TcpListener, oneshot::Receiver<()>) -> Fut,
-    Fut: std::future::Future<Output = std::io::Result<()>> + Send + 'static,
-{
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let http = Http::new(format!("http://{}", listener.local_addr().unwrap()));
-    let (stop, stopped) = oneshot::channel::<()>();
-    tokio::spawn(serve(listener, stopped));
-    (http, stop)
-}
-
-async fn server_api(token: Option<&str>) -> (Http, oneshot::Sender<()>, lwm2m_server::ServerHandle) {
+async fn server_api(token: Option<&str>) -> (Http, Served, lwm2m_server::ServerHandle) {
     let security = Arc::new(MemorySecurityStore::new());
     let config = ServerConfig {
         security: security.clone(),
@@ -45,17 +32,11 @@ async fn server_api(token: Option<&str>) -> (Http, oneshot::Sender<()>, lwm2m_se
     let (server, _events) = Server::bind(config, "127.0.0.1:0".parse().unwrap()).await.unwrap();
     let api = WebApi::new(server.clone(), security).with_token(token.map(String::from));
     assert_eq!(api.auth_enabled(), token.is_some());
-    let (http, stop) = spawn(move |l, stopped| async move {
-        api.serve(l, async {
-            let _ = stopped.await;
-        })
-        .await
-    })
-    .await;
-    (http, stop, server)
+    let (http, web) = common::serve(move |l, stopped| async move { api.serve(l, stopped).await }).await;
+    (http, web, server)
 }
 
-async fn bootstrap_api(token: Option<&str>) -> (Http, oneshot::Sender<()>, BootstrapServerHandle) {
+async fn bootstrap_api(token: Option<&str>) -> (Http, Served, BootstrapServerHandle) {
     let store = Arc::new(MemoryConfigStore::new());
     let (bs, _events) = BootstrapServer::bind(
         BootstrapServerConfig::new(store),
@@ -66,24 +47,8 @@ async fn bootstrap_api(token: Option<&str>) -> (Http, oneshot::Sender<()>, Boots
     .unwrap();
     let api = BootstrapApi::new(bs.clone()).with_token(token.map(String::from));
     assert_eq!(api.auth_enabled(), token.is_some());
-    let (http, stop) = spawn(move |l, stopped| async move {
-        api.serve(l, async {
-            let _ = stopped.await;
-        })
-        .await
-    })
-    .await;
-    (http, stop, bs)
-}
-
-/// The status and JSON body of a request with `headers`.
-async fn call(http: &Http, method: Method, path: &str, body: &str, headers: &[(&str, &str)]) -> (u16, Json) {
-    let (s, text, h) = http.text_with(method, path, body, headers).await;
-    assert_eq!(content_type(&h), "application/json", "{path}: {text}");
-    (
-        s,
-        serde_json::from_str(&text).unwrap_or_else(|e| panic!("{path}: {e}: {text}")),
-    )
+    let (http, web) = common::serve(move |l, stopped| async move { api.serve(l, stopped).await }).await;
+    (http, web, bs)
 }
 
 /// A refusal: 401, `unauthorized`, a reason containing `why` and how to authenticate, `WWW-Authenticate`.
@@ -152,16 +117,16 @@ async fn common_checks(http: &Http, guarded: &str, cookie_name: &str) -> String 
     assert_refused(&http.text(Method::GET, "/api/events", "").await, "needs a token");
     assert_refused(&http.text(Method::DELETE, "/api/nope", "").await, "needs a token");
     // The right bearer token.
-    assert_eq!(call(http, Method::GET, guarded, "", &[BEARER]).await.0, 200);
+    assert_eq!(http.json_with(Method::GET, guarded, "", &[BEARER]).await.0, 200);
 
     // Open: health (which tells whether auth is on and this request is authenticated), OpenAPI, the UI.
-    let (s, health) = call(http, Method::GET, "/api/health", "", &[]).await;
+    let (s, health) = http.json_with(Method::GET, "/api/health", "", &[]).await;
     assert_eq!(s, 200);
     assert_eq!(
         (health["auth"].as_bool(), health["authenticated"].as_bool()),
         (Some(true), Some(false))
     );
-    let (_, health) = call(http, Method::GET, "/api/health", "", &[BEARER]).await;
+    let (_, health) = http.json_with(Method::GET, "/api/health", "", &[BEARER]).await;
     assert_eq!(health["authenticated"], true);
     assert_eq!(http.text(Method::GET, "/api/openapi.yaml", "").await.0, 200);
     let (s, html, _) = http.text(Method::GET, "/ui/", "").await;
@@ -177,14 +142,18 @@ async fn common_checks(http: &Http, guarded: &str, cookie_name: &str) -> String 
         .await;
     assert_refused(&wrong, "token is wrong");
     assert!(wrong.2.get("set-cookie").is_none());
-    let (s, j) = call(http, Method::POST, "/api/login", r#"{"password": "x"}"#, &[]).await;
+    let (s, j) = http
+        .json_with(Method::POST, "/api/login", r#"{"password": "x"}"#, &[])
+        .await;
     assert_eq!((s, j["error"].as_str()), (400, Some("bad_json")));
     let cookie = login(http, cookie_name).await;
     assert_eq!(
-        call(http, Method::GET, guarded, "", &[("cookie", &cookie)]).await.0,
+        http.json_with(Method::GET, guarded, "", &[("cookie", &cookie)]).await.0,
         200
     );
-    let (_, health) = call(http, Method::GET, "/api/health", "", &[("cookie", &cookie)]).await;
+    let (_, health) = http
+        .json_with(Method::GET, "/api/health", "", &[("cookie", &cookie)])
+        .await;
     assert_eq!(health["authenticated"], true);
 
     // Logout ends that session (and clears the cookie); the bearer token still works.
@@ -203,10 +172,10 @@ async fn common_checks(http: &Http, guarded: &str, cookie_name: &str) -> String 
         "unknown or expired",
     );
     assert_eq!(
-        call(http, Method::GET, guarded, "", &[("cookie", &cookie)]).await.0,
+        http.json_with(Method::GET, guarded, "", &[("cookie", &cookie)]).await.0,
         200
     );
-    assert_eq!(call(http, Method::GET, guarded, "", &[BEARER]).await.0, 200);
+    assert_eq!(http.json_with(Method::GET, guarded, "", &[BEARER]).await.0, 200);
     cookie
 }
 
@@ -250,7 +219,9 @@ async fn server_api_needs_the_token_or_a_login_cookie() {
         (name.as_str(), ev["endpoint"].as_str()),
         ("registered", Some("dev-auth"))
     );
-    let (_, list) = call(&http, Method::GET, "/api/clients", "", &[("cookie", &cookie)]).await;
+    let (_, list) = http
+        .json_with(Method::GET, "/api/clients", "", &[("cookie", &cookie)])
+        .await;
     assert_eq!(list["clients"][0]["endpoint"], "dev-auth");
 
     // After logout the cookie opens nothing, the stream included.
@@ -289,17 +260,9 @@ async fn bootstrap_api_needs_the_token_or_a_login_cookie() {
         .send_with(Method::GET, "/api/events?ep=dev-bs", "", &[("cookie", &cookie)])
         .await;
     let mut sse = Sse::from_response(resp);
-    let dm = FactoryConfig {
-        bootstrap: Some(DeviceBootstrap {
-            uri: format!("coap://{}", bs.local_addrs()[0]),
-            credentials: Credentials::NoSec,
-            hold_off_s: Some(0),
-            account_timeout_s: None,
-        }),
-        ..FactoryConfig::default()
-    }
-    .build()
-    .unwrap();
+    let dm = bootstrap_only(&format!("coap://{}", bs.local_addrs()[0]), Credentials::NoSec)
+        .build()
+        .unwrap();
     let (_device, _device_events) = Client::start(dm, ClientConfig::new("dev-bs")).unwrap();
     let (name, ev) = tokio::time::timeout(WAIT, sse.next_open())
         .await
@@ -314,16 +277,16 @@ async fn bootstrap_api_needs_the_token_or_a_login_cookie() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_a_token_both_apis_stay_open() {
     let (http, _stop, server) = server_api(None).await;
-    let (s, health) = call(&http, Method::GET, "/api/health", "", &[]).await;
+    let (s, health) = http.json_with(Method::GET, "/api/health", "", &[]).await;
     assert_eq!(s, 200);
     assert_eq!(
         (health["auth"].as_bool(), health["authenticated"].as_bool()),
         (Some(false), Some(true))
     );
-    assert_eq!(call(&http, Method::GET, "/api/clients", "", &[]).await.0, 200);
+    assert_eq!(http.json_with(Method::GET, "/api/clients", "", &[]).await.0, 200);
     assert_eq!(http.text(Method::GET, "/metrics", "").await.0, 200);
     // Any bearer token is ignored; login answers that no token is configured (and sets no cookie).
-    assert_eq!(call(&http, Method::GET, "/api/clients", "", &[BEARER]).await.0, 200);
+    assert_eq!(http.json_with(Method::GET, "/api/clients", "", &[BEARER]).await.0, 200);
     let (s, text, h) = http
         .text_with(Method::POST, "/api/login", r#"{"token": "x"}"#, &[])
         .await;
@@ -335,8 +298,8 @@ async fn without_a_token_both_apis_stay_open() {
     server.shutdown().await;
 
     let (http, _stop, bs) = bootstrap_api(None).await;
-    let (_, health) = call(&http, Method::GET, "/api/health", "", &[]).await;
+    let (_, health) = http.json_with(Method::GET, "/api/health", "", &[]).await;
     assert_eq!(health["auth"], false);
-    assert_eq!(call(&http, Method::GET, "/api/configs", "", &[]).await.0, 200);
+    assert_eq!(http.json_with(Method::GET, "/api/configs", "", &[]).await.0, 200);
     bs.shutdown().await;
 }

@@ -7,50 +7,28 @@
 mod common;
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 
-use common::{content_type, Http, Sse, WAIT};
+use common::{content_type, json_body, parse_json, Http, Sse, WAIT};
 use hyper::Method;
 use lwm2m_bootstrap::{BootstrapServer, BootstrapServerConfig, BootstrapServerHandle, ConfigStore, FileConfigStore};
-use lwm2m_client::dm::{BootstrapConfig as DeviceBootstrap, Credentials, FactoryConfig};
+use lwm2m_client::dm::Credentials;
 use lwm2m_client::runtime::{Client, ClientConfig};
 use lwm2m_server::security::{Credential, SecurityStore};
 use lwm2m_server::{Event as ServerEvent, Server, ServerConfig};
+use lwm2m_testkit::client::bootstrap_only;
+use lwm2m_testkit::events::next_event;
+use lwm2m_testkit::http::Served;
+use lwm2m_testkit::scratch::Scratch;
 use lwm2m_web::bootstrap::BootstrapApi;
 use serde_json::{json, Value as Json};
-use tokio::sync::{broadcast, oneshot};
-
-/// A fresh directory under the system temp dir, removed when dropped.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(name: &str) -> TempDir {
-        static N: AtomicU32 = AtomicU32::new(0);
-        let dir = std::env::temp_dir().join(format!(
-            "lwm2m-web-bs-{name}-{}-{}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::Relaxed)
-        ));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        TempDir(dir)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 /// A Bootstrap-Server on a file store and its API on an ephemeral HTTP port.
 struct Harness {
     http: Http,
     bs: BootstrapServerHandle,
     file: PathBuf,
-    stop: Option<oneshot::Sender<()>>,
-    web: tokio::task::JoinHandle<std::io::Result<()>>,
+    web: Served,
 }
 
 async fn start_bs(file: &PathBuf) -> BootstrapServerHandle {
@@ -66,38 +44,17 @@ async fn start_bs(file: &PathBuf) -> BootstrapServerHandle {
 }
 
 impl Harness {
-    async fn start(dir: &TempDir) -> Harness {
-        let file = dir.0.join("lwm2m-bootstrap.toml");
+    async fn start(dir: &Scratch) -> Harness {
+        let file = dir.path("lwm2m-bootstrap.toml");
         let bs = start_bs(&file).await;
         let api = BootstrapApi::new(bs.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let http = Http::new(format!("http://{}", listener.local_addr().unwrap()));
-        let (stop, stopped) = oneshot::channel::<()>();
-        let web = tokio::spawn(async move {
-            api.serve(listener, async {
-                let _ = stopped.await;
-            })
-            .await
-        });
-        Harness {
-            http,
-            bs,
-            file,
-            stop: Some(stop),
-            web,
-        }
+        let (http, web) = common::serve(move |l, stopped| async move { api.serve(l, stopped).await }).await;
+        Harness { http, bs, file, web }
     }
 
     /// Stops the HTTP server (SSE streams end) and the Bootstrap-Server.
-    async fn stop(mut self) {
-        if let Some(s) = self.stop.take() {
-            let _ = s.send(());
-        }
-        tokio::time::timeout(WAIT, &mut self.web)
-            .await
-            .expect("the HTTP server stops in time")
-            .unwrap()
-            .unwrap();
+    async fn stop(self) {
+        self.web.stop(WAIT).await.unwrap();
         self.bs.shutdown().await;
     }
 
@@ -112,11 +69,7 @@ impl Harness {
         if text.is_empty() {
             return (status, Json::Null);
         }
-        assert_eq!(content_type(&headers), "application/json", "{path}: {text}");
-        (
-            status,
-            serde_json::from_str(&text).unwrap_or_else(|e| panic!("{path}: {e}: {text}")),
-        )
+        (status, json_body(path, &text, &headers))
     }
 
     async fn get(&self, path: &str) -> (u16, Json) {
@@ -156,7 +109,7 @@ fn server_account(ssid: u16, uri: &str) -> Json {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn configs_crud_validation_and_persistence() {
-    let dir = TempDir::new("crud");
+    let dir = Scratch::new("web-bs-crud");
     let h = Harness::start(&dir).await;
 
     let (s, health) = h.get("/api/health").await;
@@ -299,16 +252,13 @@ impl Harness {
     /// A raw body (not JSON) and the JSON answer.
     async fn text_json(&self, method: Method, path: &str, body: &str) -> (u16, Json) {
         let (s, text, _) = self.http.text(method, path, body).await;
-        (
-            s,
-            serde_json::from_str(&text).unwrap_or_else(|e| panic!("{path}: {e}: {text}")),
-        )
+        (s, parse_json(path, &text))
     }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn credentials_follow_the_configuration() {
-    let dir = TempDir::new("creds");
+    let dir = Scratch::new("web-bs-creds");
     let h = Harness::start(&dir).await;
     let security = h.bs.security_store();
 
@@ -394,7 +344,7 @@ async fn credentials_follow_the_configuration() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_device_bootstraps_with_a_configuration_made_through_the_api() {
     const EP: &str = "dev-rest";
-    let dir = TempDir::new("session");
+    let dir = Scratch::new("web-bs-session");
     let h = Harness::start(&dir).await;
     let (server, mut server_events) = Server::bind(ServerConfig::default(), "127.0.0.1:0".parse().unwrap())
         .await
@@ -452,17 +402,9 @@ async fn a_device_bootstraps_with_a_configuration_made_through_the_api() {
     );
 
     let mut sse = Sse::open(&h.http, &format!("?ep={EP}")).await;
-    let device = FactoryConfig {
-        bootstrap: Some(DeviceBootstrap {
-            uri: format!("coap://{}", h.bs.local_addrs()[0]),
-            credentials: Credentials::NoSec,
-            hold_off_s: Some(0),
-            account_timeout_s: None,
-        }),
-        ..FactoryConfig::default()
-    }
-    .build()
-    .unwrap();
+    let device = bootstrap_only(&format!("coap://{}", h.bs.local_addrs()[0]), Credentials::NoSec)
+        .build()
+        .unwrap();
     let (client, _client_events) = Client::start(device, ClientConfig::new(EP)).unwrap();
 
     // The events of the session, up to "finished".
@@ -547,17 +489,15 @@ async fn a_device_bootstraps_with_a_configuration_made_through_the_api() {
     assert_eq!(list[0]["last_at_unix_s"], last["at_unix_s"]);
 
     // The device registers with the LwM2M server it was given.
-    let registration = tokio::time::timeout(WAIT, async {
-        loop {
-            match server_events.recv().await {
-                Ok(ServerEvent::Registered { registration, .. }) if registration.endpoint == EP => return registration,
-                Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}
-                Err(e) => panic!("server events ended: {e}"),
-            }
-        }
-    })
-    .await
-    .expect("the device registers at the LwM2M server");
+    let registered = next_event(
+        &mut server_events,
+        WAIT,
+        |e| matches!(e, ServerEvent::Registered { registration, .. } if registration.endpoint == EP),
+    )
+    .await;
+    let ServerEvent::Registered { registration, .. } = registered else {
+        unreachable!("next_event returns an event the predicate accepted")
+    };
 
     // BsR-2 from the Bootstrap-Server's own socket: the device only takes it from its LwM2M Server and
     // answers 4.01, which the API reports as 502 with the CoAP code; the attempt is logged and reported.

@@ -8,10 +8,8 @@
 //! docs/screenshots/ are made).
 #![forbid(unsafe_code)]
 
-use std::future::Future;
 use std::net::{SocketAddr, TcpListener as StdListener};
 use std::path::{Path as FsPath, PathBuf};
-use std::pin::Pin;
 use std::process::Stdio;
 use std::sync::Arc;
 use std::time::Duration;
@@ -21,10 +19,12 @@ use fantoccini::wd::Capabilities;
 use fantoccini::{Client, ClientBuilder, Locator};
 use lwm2m_server::security::MemorySecurityStore;
 use lwm2m_server::{Event, Server, ServerConfig, ServerHandle};
+use lwm2m_testkit::http::{serve, Served};
+use lwm2m_testkit::scratch::Scratch;
 use lwm2m_web::WebApi;
 use serde_json::json;
 use tokio::process::{Child, Command};
-use tokio::sync::{broadcast, watch};
+use tokio::sync::broadcast;
 
 pub use fantoccini;
 
@@ -50,16 +50,7 @@ pub struct Browser {
     /// The WebDriver client.
     pub client: Client,
     driver: Child,
-    _profile: TempDir,
-}
-
-/// A directory removed on drop.
-struct TempDir(PathBuf);
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
+    _profile: Scratch,
 }
 
 impl Drop for Browser {
@@ -97,9 +88,7 @@ impl Browser {
             .stderr(Stdio::null())
             .kill_on_drop(true)
             .spawn()?;
-        let profile = std::env::temp_dir().join(format!("lwm2m-browser-{}-{port}", std::process::id()));
-        std::fs::create_dir_all(&profile)?;
-        let profile = TempDir(profile);
+        let profile = Scratch::new("browser");
         let mut caps = Capabilities::new();
         caps.insert(
             "goog:chromeOptions".into(),
@@ -109,7 +98,7 @@ impl Browser {
                     "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                     "--disable-background-networking", "--disable-component-update", "--disable-sync",
                     "--disable-dev-shm-usage", "--window-size=1280,860",
-                    format!("--user-data-dir={}", profile.0.display()),
+                    format!("--user-data-dir={}", profile.dir().display()),
                 ],
             }),
         );
@@ -268,31 +257,6 @@ impl Browser {
     }
 }
 
-/// Completes when the test stops an HTTP server.
-type Stopped = Pin<Box<dyn Future<Output = ()> + Send>>;
-
-/// Spawns `serve` on an ephemeral 127.0.0.1 port; it serves until the returned sender says stop (or is
-/// dropped). Returns `http://127.0.0.1:{port}` and that sender.
-async fn serve_http<F, Fut>(serve: F) -> Result<(String, watch::Sender<bool>), Error>
-where
-    F: FnOnce(tokio::net::TcpListener, Stopped) -> Fut,
-    Fut: Future<Output = std::io::Result<()>> + Send + 'static,
-{
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let http = format!("http://{}", listener.local_addr()?);
-    let (stop, mut stopped) = watch::channel(false);
-    let serving = serve(
-        listener,
-        Box::pin(async move {
-            let _ = stopped.changed().await;
-        }),
-    );
-    tokio::spawn(async move {
-        let _ = serving.await;
-    });
-    Ok((http, stop))
-}
-
 /// A running LwM2M server with its REST API and UI on 127.0.0.1 ephemeral ports.
 pub struct TestServer {
     /// The server.
@@ -305,7 +269,8 @@ pub struct TestServer {
     pub http: String,
     /// The REST API.
     pub api: WebApi,
-    stop: watch::Sender<bool>,
+    /// The HTTP server; it stops when dropped.
+    _web: Served,
 }
 
 impl TestServer {
@@ -335,15 +300,20 @@ impl TestServer {
         let coap = server.local_addrs()[0];
         let api = WebApi::new(server.clone(), security).with_token(token);
         let serving = api.clone();
-        let (http, stop) = serve_http(move |l, stopped| async move { serving.serve(l, stopped).await }).await?;
+        let web = serve(move |l, stopped| async move { serving.serve(l, stopped).await }).await;
         Ok(TestServer {
             server,
             events,
             coap,
-            http,
+            http: web.base.clone(),
             api,
-            stop,
+            _web: web,
         })
+    }
+
+    /// Waits until `endpoint` registers (fails after [`UI_WAIT`]).
+    pub async fn registered(&mut self, endpoint: &str) {
+        lwm2m_testkit::server::registered(&mut self.events, endpoint, UI_WAIT).await;
     }
 
     /// The UI's URL with `fragment` (e.g. `#/clients/dev1`).
@@ -352,34 +322,13 @@ impl TestServer {
     }
 }
 
-impl Drop for TestServer {
-    fn drop(&mut self) {
-        let _ = self.stop.send(true);
-    }
-}
-
-/// Waits for the first event satisfying `pred` (fails after [`UI_WAIT`]).
-pub async fn next_event<T: Clone>(rx: &mut broadcast::Receiver<T>, mut pred: impl FnMut(&T) -> bool) -> T {
-    tokio::time::timeout(UI_WAIT, async {
-        loop {
-            match rx.recv().await {
-                Ok(e) if pred(&e) => return e,
-                Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => continue,
-                Err(e) => panic!("event stream ended: {e}"),
-            }
-        }
-    })
-    .await
-    .expect("event within the deadline")
-}
-
 /// A running Bootstrap-Server (plain CoAP on 127.0.0.1:0, its configurations in a TOML file in a fresh
 /// temporary directory) with its REST API and UI (`lwm2m_web::bootstrap::BootstrapApi`) on an ephemeral
 /// 127.0.0.1 port.
 pub struct TestBootstrap {
     /// The Bootstrap-Server.
     pub bs: lwm2m_bootstrap::BootstrapServerHandle,
-    /// Its events (a `subscribe()` receiver, for [`next_event`]).
+    /// Its events (a `subscribe()` receiver, e.g. for `lwm2m_testkit::events::next_event`).
     pub events: broadcast::Receiver<lwm2m_bootstrap::Event>,
     /// The CoAP address devices send their Bootstrap-Request to.
     pub coap: SocketAddr,
@@ -390,8 +339,9 @@ pub struct TestBootstrap {
     /// The REST API.
     pub api: lwm2m_web::bootstrap::BootstrapApi,
     _primary: tokio::sync::mpsc::UnboundedReceiver<lwm2m_bootstrap::Event>,
-    stop: watch::Sender<bool>,
-    _dir: TempDir,
+    /// The HTTP server; it stops when dropped.
+    web: Served,
+    _dir: Scratch,
 }
 
 impl TestBootstrap {
@@ -406,16 +356,8 @@ impl TestBootstrap {
     }
 
     async fn start_inner(token: Option<String>) -> Result<TestBootstrap, Error> {
-        static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-        let dir = std::env::temp_dir().join(format!(
-            "lwm2m-browser-bs-{}-{}",
-            std::process::id(),
-            N.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
-        ));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir)?;
-        let dir = TempDir(dir);
-        let file = dir.0.join("lwm2m-bootstrap.toml");
+        let dir = Scratch::new("browser-bs");
+        let file = dir.path("lwm2m-bootstrap.toml");
         let store = Arc::new(lwm2m_bootstrap::FileConfigStore::open(&file)?);
         let (bs, primary) = lwm2m_bootstrap::BootstrapServer::bind(
             lwm2m_bootstrap::BootstrapServerConfig::new(store),
@@ -427,16 +369,16 @@ impl TestBootstrap {
         let coap = bs.local_addrs()[0];
         let api = lwm2m_web::bootstrap::BootstrapApi::new(bs.clone()).with_token(token);
         let serving = api.clone();
-        let (http, stop) = serve_http(move |l, stopped| async move { serving.serve(l, stopped).await }).await?;
+        let web = serve(move |l, stopped| async move { serving.serve(l, stopped).await }).await;
         Ok(TestBootstrap {
             bs,
             events,
             coap,
-            http,
+            http: web.base.clone(),
             file,
             api,
             _primary: primary,
-            stop,
+            web,
             _dir: dir,
         })
     }
@@ -453,13 +395,8 @@ impl TestBootstrap {
 
     /// Stops the HTTP server (its SSE streams end) and the Bootstrap-Server.
     pub async fn shutdown(self) {
-        let _ = self.stop.send(true);
-        self.bs.shutdown().await;
-    }
-}
-
-impl Drop for TestBootstrap {
-    fn drop(&mut self) {
-        let _ = self.stop.send(true);
+        let TestBootstrap { bs, web, .. } = self;
+        drop(web);
+        bs.shutdown().await;
     }
 }

@@ -4,10 +4,9 @@
 //! "Log out" ends the session and the card comes back. Every wait is for a condition on the page or an event,
 //! bounded by `UI_WAIT`.
 
-use lwm2m_browser_tests::{next_event, Browser, TestBootstrap, TestServer};
+use lwm2m_browser_tests::{Browser, TestBootstrap, TestServer};
 use lwm2m_client::dm::{FactoryConfig, ServerConfig as AccountConfig};
 use lwm2m_client::runtime::{Client, ClientConfig};
-use lwm2m_server::Event;
 
 const TOKEN: &str = "ui-test-token-5f0c2a9e";
 const EP: &str = "urn:dev:auth-ui-01";
@@ -68,11 +67,7 @@ async fn server_ui_asks_for_the_token_then_lists_clients_live() {
     .build()
     .expect("factory configuration");
     let (device, _events) = Client::start(dm, ClientConfig::new(EP)).expect("client starts");
-    next_event(
-        &mut server.events,
-        |e| matches!(e, Event::Registered { registration, .. } if registration.endpoint == EP),
-    )
-    .await;
+    server.registered(EP).await;
     browser
         .wait_text(&format!(r#"[data-testid="client-row-{EP}"]"#), EP)
         .await

@@ -7,11 +7,12 @@
 use lwm2m_bootstrap::{
     BootstrapConfig, BootstrapCredential, BootstrapServerHandle, Bytes, Rights, SecurityConfig, ServerAccount,
 };
-use lwm2m_browser_tests::{next_event, Browser, TestBootstrap, TestServer};
-use lwm2m_client::dm::{BootstrapConfig as DeviceBootstrap, Credentials, FactoryConfig};
+use lwm2m_browser_tests::{Browser, TestBootstrap, TestServer};
+use lwm2m_client::dm::Credentials;
 use lwm2m_client::runtime::{Client, ClientConfig};
 use lwm2m_coap::Code;
-use lwm2m_server::{Event, RequestOptions};
+use lwm2m_server::RequestOptions;
+use lwm2m_testkit::client::bootstrap_only;
 
 const EP: &str = "dev-ui";
 const PSK_KEY: &str = "000102030405060708090a0b0c0d0e0f";
@@ -202,17 +203,9 @@ async fn bootstrap_ui_edits_configurations_and_follows_a_session_live() {
         .execute("window.__sameDocument = true; return true;", vec![])
         .await
         .unwrap();
-    let dm = FactoryConfig {
-        bootstrap: Some(DeviceBootstrap {
-            uri: format!("coap://{}", bs.coap),
-            credentials: Credentials::NoSec,
-            hold_off_s: Some(0),
-            account_timeout_s: None,
-        }),
-        ..FactoryConfig::default()
-    }
-    .build()
-    .expect("device data model");
+    let dm = bootstrap_only(&format!("coap://{}", bs.coap), Credentials::NoSec)
+        .build()
+        .expect("device data model");
     let (client, _client_events) = Client::start(dm, ClientConfig::new(EP)).expect("device starts");
     let log = browser
         .wait_text_where("#session-log", |t| {
@@ -252,11 +245,7 @@ async fn bootstrap_ui_edits_configurations_and_follows_a_session_live() {
         .unwrap();
     assert_eq!(same, serde_json::Value::Bool(true), "the page was not reloaded");
     // The device took the configuration: it registers at the LwM2M Server.
-    next_event(
-        &mut server.events,
-        |e| matches!(e, Event::Registered { registration, .. } if registration.endpoint == EP),
-    )
-    .await;
+    server.registered(EP).await;
 
     // BsR-2 through the LwM2M Server: a second session appears live on top, and its Bootstrap-Read of /2
     // shows the ACL the first one wrote (BsR-1).

@@ -6,16 +6,15 @@
 
 use std::time::Duration;
 
-use lwm2m_browser_tests::{next_event, Browser, TestServer};
+use lwm2m_browser_tests::{Browser, TestServer};
 use lwm2m_client::dm::{DataModel, FactoryConfig, ServerConfig as AccountConfig};
-use lwm2m_client::object::SimpleObject;
 use lwm2m_client::objects::device::DeviceInfo;
 use lwm2m_client::runtime::{Client, ClientConfig, ClientHandle};
-use lwm2m_core::model::{ModelRegistry, Models};
-use lwm2m_core::node::{InstanceNode, Node, ResourceNode};
+use lwm2m_core::node::{Node, ResourceNode};
 use lwm2m_core::{Path, Value};
 use lwm2m_server::security::{Credential, SecurityStore};
-use lwm2m_server::{Event, RequestOptions, ServerConfig};
+use lwm2m_server::{RequestOptions, ServerConfig};
+use lwm2m_testkit::client::{object_3442, resource_1120};
 
 const EP: &str = "urn:dev:ui-demo-01";
 
@@ -39,18 +38,7 @@ fn device(server: &TestServer, serial: &str) -> DataModel {
     }
     .build()
     .expect("factory configuration is consistent");
-    let model = ModelRegistry::builtin().object(3442).expect("3442 is built in").clone();
-    dm.add_object(SimpleObject::new(model).with_instance(InstanceNode::new(
-        0,
-        [ResourceNode::multiple(
-            1120,
-            [
-                (0, Value::Integer(10)),
-                (1, Value::Integer(11)),
-                (2, Value::Integer(12)),
-            ],
-        )],
-    )));
+    dm.add_object(object_3442([resource_1120()]));
     dm
 }
 
@@ -59,14 +47,6 @@ fn start_device(server: &TestServer, endpoint: &str, queue_mode: bool) -> Client
     config.queue_mode = queue_mode;
     let (handle, _events) = Client::start(device(server, &format!("SN-{endpoint}")), config).expect("client starts");
     handle
-}
-
-async fn registered(server: &mut TestServer, endpoint: &str) {
-    next_event(
-        &mut server.events,
-        |e| matches!(e, Event::Registered { registration, .. } if registration.endpoint == endpoint),
-    )
-    .await;
 }
 
 /// The page showed no unexpected script error (app.js lists them in `#ui-errors`).
@@ -118,7 +98,7 @@ async fn clients_tree_operations_and_live_values() {
 
     // A device registers: it appears in the open page without a reload (SSE).
     let device = start_device(&server, EP, false);
-    registered(&mut server, EP).await;
+    server.registered(EP).await;
     let row = format!(r#"[data-testid="client-row-{EP}"]"#);
     let text = browser
         .wait_text(&row, EP)
@@ -132,9 +112,9 @@ async fn clients_tree_operations_and_live_values() {
     browser.wait_text("#event-log", "registered").await.expect("logged");
     // Two more: one in queue mode (state "awake").
     let _queued = start_device(&server, "urn:dev:ui-demo-02", true);
-    registered(&mut server, "urn:dev:ui-demo-02").await;
+    server.registered("urn:dev:ui-demo-02").await;
     let _meter = start_device(&server, "urn:dev:meter-17", false);
-    registered(&mut server, "urn:dev:meter-17").await;
+    server.registered("urn:dev:meter-17").await;
     let queued_row = r#"[data-testid="client-row-urn:dev:ui-demo-02"]"#;
     browser.wait_text(queued_row, "awake").await.expect("queue-mode state");
     browser.wait_text("#client-count", "3 registered").await.expect("count");
@@ -374,7 +354,7 @@ async fn queued_requests_credentials_and_object_models() {
     client_config.queue_mode = true;
     client_config.awake_time = Duration::from_secs(1);
     let (sleepy, _events) = Client::start(device(&server, "SN-0001"), client_config).expect("client starts");
-    registered(&mut server, SLEEPY).await;
+    server.registered(SLEEPY).await;
     browser
         .goto(&server.ui(&format!("#/clients/{SLEEPY}")))
         .await

@@ -1,5 +1,5 @@
-//! Helpers shared by the HTTP tests of lwm2m-web: a hyper client on a base URL with bounded waits, and a
-//! reader of Server-Sent Events. Every wait is bounded by [`WAIT`].
+//! Helpers shared by the HTTP tests of lwm2m-web: an API served on an ephemeral port, a hyper client on its base
+//! URL with bounded waits, and a reader of Server-Sent Events. Every wait is bounded by [`WAIT`].
 #![allow(dead_code)] // each test crate uses a part
 
 use std::time::Duration;
@@ -7,9 +7,7 @@ use std::time::Duration;
 use http_body_util::{BodyExt, Full};
 use hyper::body::{Bytes, Incoming};
 use hyper::{HeaderMap, Method, Request, Response};
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::client::legacy::Client as HttpClient;
-use hyper_util::rt::TokioExecutor;
+use lwm2m_testkit::http::{Served, Stopped};
 use serde_json::Value as Json;
 
 /// The bound of every wait.
@@ -19,7 +17,7 @@ pub const WAIT: Duration = Duration::from_secs(30);
 #[derive(Clone)]
 pub struct Http {
     /// The hyper client.
-    pub client: HttpClient<HttpConnector, Full<Bytes>>,
+    pub client: lwm2m_testkit::http::Http,
     /// `http://127.0.0.1:PORT`.
     pub base: String,
 }
@@ -28,7 +26,7 @@ impl Http {
     /// A client of the API at `base`.
     pub fn new(base: String) -> Http {
         Http {
-            client: HttpClient::builder(TokioExecutor::new()).build_http(),
+            client: lwm2m_testkit::http::client(),
             base,
         }
     }
@@ -75,6 +73,35 @@ impl Http {
     ) -> (u16, String, HeaderMap) {
         read(self.send_with(method, path, body, headers).await).await
     }
+
+    /// The status and JSON body of a request with extra `headers`; the answer must be `application/json`.
+    pub async fn json_with(&self, method: Method, path: &str, body: &str, headers: &[(&str, &str)]) -> (u16, Json) {
+        let (status, text, headers) = self.text_with(method, path, body, headers).await;
+        (status, json_body(path, &text, &headers))
+    }
+}
+
+/// `text` (the answer to `path`) parsed as JSON; panics naming the path and the text if it is not JSON.
+pub fn parse_json(path: &str, text: &str) -> Json {
+    serde_json::from_str(text).unwrap_or_else(|e| panic!("{path}: {e}: {text}"))
+}
+
+/// The JSON body of the answer to `path`, which must be `application/json`.
+pub fn json_body(path: &str, text: &str, headers: &HeaderMap) -> Json {
+    assert_eq!(content_type(headers), "application/json", "{path}: {text}");
+    parse_json(path, text)
+}
+
+/// Serves an API (`serve` gets the listener and the stop signal, e.g.
+/// `move |l, stopped| async move { api.serve(l, stopped).await }`) on an ephemeral 127.0.0.1 port: a client of
+/// it, and the server, which stops when that is dropped.
+pub async fn serve<F, Fut>(serve: F) -> (Http, Served)
+where
+    F: FnOnce(tokio::net::TcpListener, Stopped) -> Fut,
+    Fut: std::future::Future<Output = std::io::Result<()>> + Send + 'static,
+{
+    let served = lwm2m_testkit::http::serve(serve).await;
+    (Http::new(served.base.clone()), served)
 }
 
 /// The status, body text and headers of `resp`.
