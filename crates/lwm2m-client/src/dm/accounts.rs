@@ -135,6 +135,11 @@ impl DataModel {
     /// `/0/x/12` Bootstrap-Server Account Timeout asks. Returns the deleted instance ids (empty when there was
     /// none). The deletions are recorded as changes; Security is invisible to servers, so no Update follows.
     pub fn purge_bootstrap_account(&mut self) -> Vec<u16> {
+        self.delete_bootstrap_security()
+    }
+
+    /// Deletes every Security instance with Bootstrap-Server = true, recording each deletion; returns their ids.
+    pub(crate) fn delete_bootstrap_security(&mut self) -> Vec<u16> {
         let targets: Vec<u16> = self
             .security_instances()
             .into_iter()

@@ -543,21 +543,11 @@ impl DataModel {
         let Some(snapshot) = self.bs_snapshot.take() else {
             return;
         };
-        let current: Vec<u16> = self
-            .security_instances()
-            .into_iter()
-            .filter(|(_, s)| s.bootstrap)
-            .map(|(i, _)| i)
-            .collect();
+        self.delete_bootstrap_security();
         let fx = &mut self.fx;
         let Some(h) = self.objects.get_mut(&SECURITY) else {
             return;
         };
-        for iid in current {
-            if h.delete(iid, fx).is_ok() {
-                fx.deleted(Path::instance(SECURITY, iid));
-            }
-        }
         if let Some(node) = snapshot {
             let iid = node.id;
             if h.has_instance(iid) && h.delete(iid, fx).is_ok() {

@@ -1,31 +1,12 @@
 //! Block-wise (RFC 7959) tests: both sides of the endpoint, directly and over the simulated network.
 
+use super::test_util::*;
 use super::*;
 use crate::message::{opt, Block};
 use crate::sim::{Handler, NetConfig, Sim};
 
-fn addr(p: u16) -> SocketAddr {
-    SocketAddr::from(([127, 0, 0, 1], p))
-}
-
 const CLIENT: u16 = 5001;
 const SERVER: u16 = 5683;
-
-fn t(ms: u64) -> Timestamp {
-    Timestamp(ms)
-}
-
-fn drain(ep: &mut Endpoint) -> Vec<Transmit> {
-    std::iter::from_fn(|| ep.poll_transmit()).collect()
-}
-
-fn events(ep: &mut Endpoint) -> Vec<Event> {
-    std::iter::from_fn(|| ep.poll_event()).collect()
-}
-
-fn decode(tx: &Transmit) -> Message {
-    Message::decode(&tx.bytes).unwrap()
-}
 
 /// A deterministic body of `n` bytes.
 fn body(n: usize, salt: u8) -> Vec<u8> {

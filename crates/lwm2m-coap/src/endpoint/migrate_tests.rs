@@ -2,11 +2,8 @@
 //! (the observer) keeps its observations, exchanges in flight and deduplication state. Time is the endpoint's
 //! virtual clock (plain [`Timestamp`]s).
 
+use super::test_util::*;
 use super::*;
-
-fn addr(p: u16) -> SocketAddr {
-    SocketAddr::from(([127, 0, 0, 1], p))
-}
 
 /// The server.
 const SRV: u16 = 5683;
@@ -14,22 +11,6 @@ const SRV: u16 = 5683;
 const A: u16 = 40001;
 /// ...and after it.
 const B: u16 = 40002;
-
-fn t(ms: u64) -> Timestamp {
-    Timestamp(ms)
-}
-
-fn drain(ep: &mut Endpoint) -> Vec<Transmit> {
-    std::iter::from_fn(|| ep.poll_transmit()).collect()
-}
-
-fn events(ep: &mut Endpoint) -> Vec<Event> {
-    std::iter::from_fn(|| ep.poll_event()).collect()
-}
-
-fn decode(tx: &Transmit) -> Message {
-    Message::decode(&tx.bytes).unwrap()
-}
 
 /// Server → device: everything the server sends must go to `to`; the device receives it from the server.
 fn down(now: Timestamp, srv: &mut Endpoint, to: SocketAddr, dev: &mut Endpoint) -> Vec<Message> {

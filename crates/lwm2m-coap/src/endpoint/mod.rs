@@ -1098,4 +1098,6 @@ mod migrate_tests;
 #[cfg(test)]
 mod observe_tests;
 #[cfg(test)]
+mod test_util;
+#[cfg(test)]
 mod tests;

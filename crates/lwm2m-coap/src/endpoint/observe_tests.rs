@@ -1,18 +1,11 @@
 //! Observe (RFC 7641) tests: both sides of the endpoint, directly and over the simulated network.
 
+use super::test_util::*;
 use super::*;
 use crate::sim::{NetConfig, Sim};
 
-fn addr(p: u16) -> SocketAddr {
-    SocketAddr::from(([127, 0, 0, 1], p))
-}
-
 const CLIENT: u16 = 5001;
 const SERVER: u16 = 5683;
-
-fn t(ms: u64) -> Timestamp {
-    Timestamp(ms)
-}
 
 /// A random source that always returns the same value (initial ACK timeout exactly ACK_TIMEOUT).
 struct Fixed(u64);
@@ -20,18 +13,6 @@ impl RandomSource for Fixed {
     fn next_u64(&mut self) -> u64 {
         self.0
     }
-}
-
-fn drain(ep: &mut Endpoint) -> Vec<Transmit> {
-    std::iter::from_fn(|| ep.poll_transmit()).collect()
-}
-
-fn events(ep: &mut Endpoint) -> Vec<Event> {
-    std::iter::from_fn(|| ep.poll_event()).collect()
-}
-
-fn decode(tx: &Transmit) -> Message {
-    Message::decode(&tx.bytes).unwrap()
 }
 
 /// Deliver everything `from` wants to send to `to` at `now`; returns the decoded messages.

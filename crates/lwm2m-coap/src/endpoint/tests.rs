@@ -1,19 +1,12 @@
 //! Endpoint tests: direct unit tests on the state machine, and simulated-network tests in virtual time.
 
+use super::test_util::*;
 use super::*;
 use crate::message::opt;
 use crate::sim::{NetConfig, Sim};
 
-fn addr(p: u16) -> SocketAddr {
-    SocketAddr::from(([127, 0, 0, 1], p))
-}
-
 const CLIENT: u16 = 5001;
 const SERVER: u16 = 5683;
-
-fn t(ms: u64) -> Timestamp {
-    Timestamp(ms)
-}
 
 /// A random source that always returns the same value.
 struct Fixed(u64);
@@ -21,18 +14,6 @@ impl RandomSource for Fixed {
     fn next_u64(&mut self) -> u64 {
         self.0
     }
-}
-
-fn drain(ep: &mut Endpoint) -> Vec<Transmit> {
-    std::iter::from_fn(|| ep.poll_transmit()).collect()
-}
-
-fn events(ep: &mut Endpoint) -> Vec<Event> {
-    std::iter::from_fn(|| ep.poll_event()).collect()
-}
-
-fn decode(tx: &Transmit) -> Message {
-    Message::decode(&tx.bytes).unwrap()
 }
 
 fn get(path: &str) -> Message {
