@@ -46,9 +46,11 @@ macro_rules! config_example {
   psk_key = \"000102030405060708090a0b0c0d0e0f\"
   # or X.509: cert = \"dev.pem\", key = \"dev.key\", server_cert = \"server.pem\", cert_usage = 3
   # or RPK: rpk_key = \"dev.key\", server_rpk = \"server.pub\"  (files: PEM or DER, relative to this file)
+  ciphersuites = [49320]        # /0/x/16: IANA ids to offer (49320 = TLS_PSK_WITH_AES_128_CCM_8)
   [bootstrap]
   uri = \"coap://127.0.0.1:5783\"
   hold_off = 0                  # also psk_identity, psk_key, cert, key, ...
+  account_timeout = 0           # /0/x/12: delete this account N s after a bootstrap (0 = keep)
   [device]
   manufacturer = \"ACME\"         # also model, serial, firmware_version, hardware_version,
                                 # software_version, device_type
@@ -195,6 +197,8 @@ struct FileServer {
     cert_usage: Option<u8>,
     rpk_key: Option<PathBuf>,
     server_rpk: Option<PathBuf>,
+    /// `/0/x/16` DTLS/TLS Ciphersuite: IANA ids the handshake may offer.
+    ciphersuites: Option<Vec<u64>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -202,6 +206,8 @@ struct FileServer {
 struct FileBootstrap {
     uri: String,
     hold_off: Option<u64>,
+    /// `/0/x/12` Bootstrap-Server Account Timeout (s).
+    account_timeout: Option<u64>,
     psk_identity: Option<String>,
     psk_key: Option<String>,
     cert: Option<PathBuf>,
@@ -373,6 +379,7 @@ fn setup(args: &ClientArgs) -> Result<Setup> {
         sc.server.disable_timeout_s = s.disable_timeout;
         sc.server.default_pmin_s = s.default_pmin;
         sc.server.default_pmax_s = s.default_pmax;
+        sc.ciphersuites = s.ciphersuites.clone().unwrap_or_default();
         servers.push(sc);
     }
     let mut bootstrap = match &file.bootstrap {
@@ -380,7 +387,7 @@ fn setup(args: &ClientArgs) -> Result<Setup> {
             uri: b.uri.clone(),
             credentials: credentials("bootstrap server", &b.uri, &file_creds!(b, &base))?,
             hold_off_s: b.hold_off,
-            account_timeout_s: None,
+            account_timeout_s: b.account_timeout,
         }),
         None => None,
     };
@@ -878,9 +885,11 @@ uri = "coap://127.0.0.1:5683"
 ssid = 3
 lifetime = 120
 mute_send = true
+ciphersuites = [49320, 49326]
 [bootstrap]
 uri = "coap://127.0.0.1:5783"
 hold_off = 5
+account_timeout = 3600
 [device]
 manufacturer = "ACME"
 [sensor]
@@ -895,6 +904,8 @@ initial = 18.5
         assert_eq!(s.factory.servers[0].server.lifetime_s, 120);
         assert_eq!(s.factory.servers[0].server.mute_send, Some(true));
         assert_eq!(s.factory.bootstrap.as_ref().unwrap().hold_off_s, Some(5));
+        assert_eq!(s.factory.bootstrap.as_ref().unwrap().account_timeout_s, Some(3600));
+        assert_eq!(s.factory.servers[0].ciphersuites, vec![49320, 49326]);
         assert_eq!(s.factory.device.manufacturer.as_deref(), Some("ACME"));
         assert_eq!(s.factory.temperature, Some(vec![(0, 18.5)]));
         let dm = s.factory.build().unwrap();
