@@ -4,16 +4,14 @@
 //! datagram, naming `/0/x/16`.
 #![cfg(feature = "dtls")]
 
-use std::net::SocketAddr;
-use std::sync::Arc;
+mod common;
+
 use std::time::Duration;
 
+use common::{lwm2m_server, register_failure_within, Server};
 use lwm2m_client::dm::{Credentials, FactoryConfig, ServerConfig};
 use lwm2m_client::runtime::{Client, ClientConfig, ClientEvent, ClientHandle};
-use lwm2m_coap::transport::udp::{Incoming, UdpEndpoint};
-use lwm2m_coap::{Code, EndpointConfig, Message};
-use lwm2m_dtls::coap_layer::DtlsServerLayer;
-use lwm2m_dtls::{CipherOptions, DtlsServer, MemoryCredentialStore, ServerConfig as DtlsServerConfig};
+use lwm2m_dtls::{CipherOptions, ServerConfig as DtlsServerConfig};
 use lwm2m_testkit::events;
 use tokio::sync::mpsc;
 
@@ -31,52 +29,18 @@ const ECDHE_CCM_8: u64 = 0xC0AE;
 /// Not a cipher suite this client implements (TLS_AES_128_GCM_SHA256, TLS 1.3).
 const TLS13_SUITE: u64 = 0x1301;
 
-/// A CoAP-over-DTLS server accepting only the CCM_8 suites (PSK `IDENTITY`/`KEY`); answers Register with 2.01
-/// and De-register with 2.02, and reports the requests it got.
-async fn ccm8_only_server() -> (SocketAddr, mpsc::UnboundedReceiver<String>) {
-    let store = MemoryCredentialStore::new();
-    store.add_psk(IDENTITY, KEY.to_vec());
+/// A CoAP-over-DTLS server accepting only the CCM_8 suites (PSK `IDENTITY`/`KEY`), answering like a plain
+/// LwM2M server and logging the requests it got.
+async fn ccm8_only_server() -> Server {
     let config = DtlsServerConfig {
         ciphers: CipherOptions::CCM8_ONLY,
         ..DtlsServerConfig::default()
     };
-    let dtls = DtlsServer::new(config, Arc::new(store)).expect("DTLS server");
-    let (handle, mut incoming) = UdpEndpoint::bind_secure(
-        "127.0.0.1:0".parse().unwrap(),
-        EndpointConfig::default(),
-        DtlsServerLayer::new(dtls),
-    )
-    .await
-    .expect("bind the DTLS server");
-    let addr = handle.local_addr();
-    let (tx, log) = mpsc::unbounded_channel();
-    tokio::spawn(async move {
-        while let Some(item) = incoming.recv().await {
-            let Incoming::Request(r) = item else { continue };
-            let req = &r.request;
-            let resp = match req.code {
-                Code::POST => {
-                    let mut m = Message::response_to(req, Code::CREATED);
-                    m.set_location_path("rd/c8");
-                    m
-                }
-                Code::DELETE => Message::response_to(req, Code::DELETED),
-                _ => Message::response_to(req, Code::NOT_FOUND),
-            };
-            let method = match req.code {
-                Code::POST => "POST",
-                Code::DELETE => "DELETE",
-                _ => "other",
-            };
-            let _ = tx.send(format!("{method} {}", req.uri_path_string()));
-            let _ = handle.respond(r.responder, resp);
-        }
-    });
-    (addr, log)
+    Server::start_secure_with(lwm2m_server(), IDENTITY, KEY, config).await
 }
 
 /// A client with one PSK account at `addr` whose `/0/x/16` is `suites`; one attempt, no bootstrap fall-back.
-fn start(addr: SocketAddr, suites: Vec<u64>) -> (ClientHandle, mpsc::UnboundedReceiver<ClientEvent>) {
+fn start(addr: std::net::SocketAddr, suites: Vec<u64>) -> (ClientHandle, mpsc::UnboundedReceiver<ClientEvent>) {
     let mut s = ServerConfig::new(1, format!("coaps://{addr}"), 300);
     s.credentials = Credentials::Psk {
         identity: IDENTITY.as_bytes().to_vec(),
@@ -94,75 +58,56 @@ fn start(addr: SocketAddr, suites: Vec<u64>) -> (ClientHandle, mpsc::UnboundedRe
     Client::start(dm, ClientConfig::new(IDENTITY)).expect("client starts")
 }
 
-/// The reason of the failed Register, then the registration's failure.
-async fn register_failure(events: &mut mpsc::UnboundedReceiver<ClientEvent>) -> String {
-    let reason = events::until(events, GUARD, |e| match e {
-        ClientEvent::RequestFailed {
-            ssid: 1,
-            request: "Register",
-            reason,
-        } => Some(reason.clone()),
-        ClientEvent::Registered { .. } => panic!("registered: {e:?}"),
-        _ => None,
-    })
-    .await;
-    events::until(events, GUARD, |e| {
-        (*e == ClientEvent::RegistrationFailed { ssid: 1 }).then_some(())
-    })
-    .await;
-    reason
-}
-
 #[tokio::test]
 async fn a_client_limited_to_another_psk_suite_fails_against_a_ccm8_only_server() {
-    let (addr, mut log) = ccm8_only_server().await;
-    let (client, mut events) = start(addr, vec![PSK_CBC_SHA256]);
-    let reason = register_failure(&mut events).await;
+    let mut srv = ccm8_only_server().await;
+    let (client, mut events) = start(srv.addr, vec![PSK_CBC_SHA256]);
+    let reason = register_failure_within(&mut events, GUARD).await;
     assert!(reason.contains("HandshakeFailed"), "{reason}");
-    assert!(log.try_recv().is_err(), "no request got through");
+    assert!(srv.log.try_recv().is_err(), "no request got through");
     client.shutdown().await;
 }
 
 #[tokio::test]
 async fn the_matching_suite_registers() {
-    let (addr, mut log) = ccm8_only_server().await;
+    let mut srv = ccm8_only_server().await;
     // An unknown value and a suite of the wrong key exchange are skipped; CCM_8 is left.
-    let (client, mut events) = start(addr, vec![TLS13_SUITE, ECDHE_CCM_8, PSK_CCM_8]);
+    let (client, mut events) = start(srv.addr, vec![TLS13_SUITE, ECDHE_CCM_8, PSK_CCM_8]);
     events::until(&mut events, GUARD, |e| match e {
         ClientEvent::Registered { ssid: 1, location } => Some(location.clone()),
         ClientEvent::RequestFailed { .. } | ClientEvent::RegistrationFailed { .. } => panic!("{e:?}"),
         _ => None,
     })
     .await;
-    assert_eq!(events::recv(&mut log, GUARD).await, "POST /rd");
+    assert_eq!(events::recv(&mut srv.log, GUARD).await.line(), "POST /rd");
     client.shutdown().await;
-    assert_eq!(events::recv(&mut log, GUARD).await, "DELETE /rd/c8");
+    assert_eq!(events::recv(&mut srv.log, GUARD).await.line(), "DELETE /rd/xyz");
 }
 
 #[tokio::test]
 async fn the_same_list_with_the_matching_suite_added_registers() {
-    let (addr, mut log) = ccm8_only_server().await;
+    let mut srv = ccm8_only_server().await;
     // The client proposes CBC_SHA256 first, then CCM_8: the server picks the one it accepts.
-    let (client, mut events) = start(addr, vec![PSK_CBC_SHA256, PSK_CCM_8]);
+    let (client, mut events) = start(srv.addr, vec![PSK_CBC_SHA256, PSK_CCM_8]);
     events::until(&mut events, GUARD, |e| match e {
         ClientEvent::Registered { ssid: 1, .. } => Some(()),
         ClientEvent::RequestFailed { .. } | ClientEvent::RegistrationFailed { .. } => panic!("{e:?}"),
         _ => None,
     })
     .await;
-    assert_eq!(events::recv(&mut log, GUARD).await, "POST /rd");
+    assert_eq!(events::recv(&mut srv.log, GUARD).await.line(), "POST /rd");
     client.shutdown().await;
 }
 
 #[tokio::test]
 async fn a_list_without_a_usable_suite_fails_with_a_clear_error() {
-    let (addr, mut log) = ccm8_only_server().await;
-    let (client, mut events) = start(addr, vec![TLS13_SUITE, ECDHE_CCM_8]);
-    let reason = register_failure(&mut events).await;
+    let mut srv = ccm8_only_server().await;
+    let (client, mut events) = start(srv.addr, vec![TLS13_SUITE, ECDHE_CCM_8]);
+    let reason = register_failure_within(&mut events, GUARD).await;
     assert!(
         reason.contains("/0/x/16") && reason.contains("no cipher suite to offer"),
         "{reason}"
     );
-    assert!(log.try_recv().is_err(), "nothing reached the server");
+    assert!(srv.log.try_recv().is_err(), "nothing reached the server");
     client.shutdown().await;
 }

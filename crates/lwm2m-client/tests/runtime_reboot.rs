@@ -2,118 +2,40 @@
 //! Bootstrap-Server account after its `/0/x/12` timeout, against scripted LwM2M and Bootstrap servers on
 //! 127.0.0.1 with tokio's paused clock (nothing sleeps for real; timers fire in virtual time).
 
-use std::net::SocketAddr;
+mod common;
+
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use common::{standard_answer, until, Logged, Rule, Server};
 use lwm2m_client::dm::{BootstrapConfig, Credentials, FactoryConfig, ServerConfig};
 use lwm2m_client::objects::security::SecurityInstance;
 use lwm2m_client::objects::server::ServerInstance;
 use lwm2m_client::runtime::{Client, ClientConfig, ClientEvent, RebootPolicy, ResetKind};
-use lwm2m_coap::transport::udp::{Incoming, UdpEndpoint, UdpHandle};
-use lwm2m_coap::{Code, EndpointConfig, Message};
+use lwm2m_coap::{Code, Message};
 use lwm2m_core::{format, ContentFormat, InstanceNode, Node, Path};
-use lwm2m_testkit::events;
-use tokio::sync::mpsc;
 use tokio::time::Instant;
 
-/// Guard for every wait: only reached (in virtual time) when the client is stuck.
-const GUARD: Duration = Duration::from_secs(3 * 86_400);
-
-/// One request the client sent to a scripted server.
-#[derive(Debug, Clone)]
-struct Logged {
-    at: Instant,
-    peer: SocketAddr,
-    request: Message,
+/// The scripted server's rule here: like `common::lwm2m_server`, but every Register gets a new location
+/// `rd/<n>`, so a registration after a restart is told apart from the one before.
+fn numbered_registrations() -> Rule {
+    let mut registrations = 0u32;
+    Box::new(move |req| {
+        if req.code == Code::POST && req.uri_path() == ["rd"] {
+            registrations += 1;
+            let mut m = Message::response_to(req, Code::CREATED);
+            m.set_location_path(&format!("rd/{registrations}"));
+            return Some(m);
+        }
+        Some(standard_answer(req))
+    })
 }
 
-impl Logged {
-    /// `"POST /rd"`.
-    fn line(&self) -> String {
-        let method = match self.request.code {
-            Code::GET => "GET",
-            Code::POST => "POST",
-            Code::PUT => "PUT",
-            Code::DELETE => "DELETE",
-            _ => "?",
-        };
-        format!("{method} {}", self.request.uri_path_string())
-    }
-
-    /// The `lt=` Uri-Query, if any.
-    fn lifetime(&self) -> Option<String> {
-        self.request
-            .uri_query()
-            .into_iter()
-            .find_map(|q| q.strip_prefix("lt=").map(str::to_owned))
-    }
-}
-
-/// A scripted LwM2M (or Bootstrap) server: Register → 2.01 `rd/<n>` (a new location each time), Update → 2.04,
-/// De-register → 2.02, Bootstrap-Request → 2.04. Every request is logged.
-struct Server {
-    handle: UdpHandle,
-    addr: SocketAddr,
-    log: mpsc::UnboundedReceiver<Logged>,
-}
-
-impl Server {
-    async fn start() -> Server {
-        let (handle, mut incoming) = UdpEndpoint::bind("127.0.0.1:0".parse().unwrap(), EndpointConfig::default())
-            .await
-            .expect("bind the scripted server");
-        let addr = handle.local_addr();
-        let (tx, log) = mpsc::unbounded_channel();
-        let h = handle.clone();
-        tokio::spawn(async move {
-            let mut registrations = 0u32;
-            while let Some(item) = incoming.recv().await {
-                let Incoming::Request(r) = item else { continue };
-                let req = &r.request;
-                let path = req.uri_path();
-                let p: Vec<&str> = path.iter().map(String::as_str).collect();
-                let resp = match (req.code, p.as_slice()) {
-                    (Code::POST, ["rd"]) => {
-                        registrations += 1;
-                        let mut m = Message::response_to(req, Code::CREATED);
-                        m.set_location_path(&format!("rd/{registrations}"));
-                        m
-                    }
-                    (Code::POST, ["rd", _]) | (Code::POST, ["bs"]) => Message::response_to(req, Code::CHANGED),
-                    (Code::DELETE, ["rd", _]) => Message::response_to(req, Code::DELETED),
-                    _ => Message::response_to(req, Code::NOT_FOUND),
-                };
-                let _ = tx.send(Logged {
-                    at: Instant::now(),
-                    peer: r.peer,
-                    request: req.clone(),
-                });
-                let _ = h.respond(r.responder, resp);
-            }
-        });
-        Server { handle, addr, log }
-    }
-
-    fn uri(&self) -> String {
-        format!("coap://{}", self.addr)
-    }
-
-    async fn next(&mut self) -> Logged {
-        events::recv(&mut self.log, GUARD).await
-    }
-
-    /// Sends `req` to the client and returns the answer.
-    async fn ask(&self, client: SocketAddr, req: Message) -> Message {
-        tokio::time::timeout(GUARD, self.handle.request(client, req))
-            .await
-            .expect("no answer in time")
-            .expect("the client answered")
-    }
-}
-
-async fn until<T>(rx: &mut mpsc::UnboundedReceiver<ClientEvent>, f: impl FnMut(&ClientEvent) -> Option<T>) -> T {
-    events::until(rx, GUARD, f).await
+/// The `lt=` Uri-Query of a logged request, if any.
+fn lifetime(l: &Logged) -> Option<String> {
+    l.queries()
+        .into_iter()
+        .find_map(|q| q.strip_prefix("lt=").map(str::to_owned))
 }
 
 fn p(s: &str) -> Path {
@@ -159,7 +81,7 @@ fn bs_write(path: Path, node: InstanceNode) -> Message {
 
 #[tokio::test(start_paused = true)]
 async fn reboot_registers_again_and_keeps_the_data_model() {
-    let mut srv = Server::start().await;
+    let mut srv = Server::start(numbered_registrations()).await;
     let resets: Arc<Mutex<Vec<ResetKind>>> = Arc::default();
     let seen = resets.clone();
     let policy = RebootPolicy::RestartWith(Arc::new(move |kind, _dm| seen.lock().unwrap().push(kind)));
@@ -198,7 +120,7 @@ async fn reboot_registers_again_and_keeps_the_data_model() {
         "POST /rd",
         "a reboot sends no De-register, and Registers afresh"
     );
-    assert_eq!(again.lifetime().as_deref(), Some("300"));
+    assert_eq!(lifetime(&again).as_deref(), Some("300"));
     assert_ne!(again.peer, dev, "the rebooted device talks from a new endpoint");
     until(&mut events, |e| {
         matches!(e, ClientEvent::Registered { ssid: 1, location } if location == &["rd", "2"]).then_some(())
@@ -233,7 +155,7 @@ async fn reboot_registers_again_and_keeps_the_data_model() {
 
 #[tokio::test(start_paused = true)]
 async fn factory_reset_deregisters_and_restores_the_factory_lifetime() {
-    let mut srv = Server::start().await;
+    let mut srv = Server::start(numbered_registrations()).await;
     let (client, mut events) = Client::start(
         device(&srv.uri(), 300).build().unwrap(),
         config("dev-factory", RebootPolicy::Restart),
@@ -241,7 +163,7 @@ async fn factory_reset_deregisters_and_restores_the_factory_lifetime() {
     .expect("client starts");
     let reg = srv.next().await;
     assert_eq!(
-        (reg.line(), reg.lifetime()),
+        (reg.line(), lifetime(&reg)),
         ("POST /rd".to_owned(), Some("300".to_owned()))
     );
     let dev = reg.peer;
@@ -254,7 +176,7 @@ async fn factory_reset_deregisters_and_restores_the_factory_lifetime() {
     assert_eq!(srv.ask(dev, put_text("/1/0/1", "900")).await.code, Code::CHANGED);
     let up = srv.next().await;
     assert_eq!(
-        (up.line(), up.lifetime()),
+        (up.line(), lifetime(&up)),
         ("POST /rd/1".to_owned(), Some("900".to_owned()))
     );
 
@@ -272,7 +194,7 @@ async fn factory_reset_deregisters_and_restores_the_factory_lifetime() {
     .await;
     let again = srv.next().await;
     assert_eq!(again.line(), "POST /rd");
-    assert_eq!(again.lifetime().as_deref(), Some("300"), "the factory lifetime is back");
+    assert_eq!(lifetime(&again).as_deref(), Some("300"), "the factory lifetime is back");
     until(&mut events, |e| {
         matches!(e, ClientEvent::Registered { ssid: 1, location } if location == &["rd", "2"]).then_some(())
     })
@@ -281,14 +203,14 @@ async fn factory_reset_deregisters_and_restores_the_factory_lifetime() {
     assert_eq!((r.code, text(&r).as_str()), (Code::CONTENT, "300"));
     // The Update schedule follows the factory lifetime: 300 - 93 s after the new Register.
     let up = srv.next().await;
-    assert_eq!((up.line(), up.lifetime()), ("POST /rd/2".to_owned(), None));
+    assert_eq!((up.line(), lifetime(&up)), ("POST /rd/2".to_owned(), None));
     assert_eq!(up.at - again.at, Duration::from_secs(207));
     client.shutdown().await;
 }
 
 #[tokio::test(start_paused = true)]
 async fn event_only_policy_leaves_the_reboot_to_the_application() {
-    let mut srv = Server::start().await;
+    let mut srv = Server::start(numbered_registrations()).await;
     let (client, mut events) = Client::start(
         device(&srv.uri(), 300).build().unwrap(),
         ClientConfig::new("dev-events"),
@@ -319,8 +241,8 @@ async fn event_only_policy_leaves_the_reboot_to_the_application() {
 
 #[tokio::test(start_paused = true)]
 async fn bootstrap_account_is_purged_after_its_timeout_and_a_factory_reset_brings_it_back() {
-    let mut bs = Server::start().await;
-    let mut dm = Server::start().await;
+    let mut bs = Server::start(numbered_registrations()).await;
+    let mut dm = Server::start(numbered_registrations()).await;
     // Factory: only a Bootstrap-Server account, with a Bootstrap-Server Account Timeout of 60 s.
     let factory = FactoryConfig {
         bootstrap: Some(BootstrapConfig {

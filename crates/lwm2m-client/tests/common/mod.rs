@@ -164,19 +164,25 @@ pub async fn until<T>(
     events::until(events, GUARD, f).await
 }
 
-/// Waits for the first failed Register (its reason is returned), then for the failure of the registration
-/// with server 1.
+/// Waits for the first failed Register with server 1 (its reason is returned; a registration instead fails
+/// the test), then for the failure of the registration with server 1.
 pub async fn register_failure(events: &mut mpsc::UnboundedReceiver<ClientEvent>) -> String {
-    let reason = until(events, |e| match e {
+    register_failure_within(events, GUARD).await
+}
+
+/// [`register_failure`] with each wait bounded by `guard` (for tests on the real clock).
+pub async fn register_failure_within(events: &mut mpsc::UnboundedReceiver<ClientEvent>, guard: Duration) -> String {
+    let reason = events::until(events, guard, |e| match e {
         ClientEvent::RequestFailed {
+            ssid: 1,
             request: "Register",
             reason,
-            ..
         } => Some(reason.clone()),
+        ClientEvent::Registered { .. } => panic!("registered: {e:?}"),
         _ => None,
     })
     .await;
-    until(events, |e| {
+    events::until(events, guard, |e| {
         (*e == ClientEvent::RegistrationFailed { ssid: 1 }).then_some(())
     })
     .await;
@@ -187,11 +193,17 @@ impl Server {
     /// A CoAP-over-DTLS server (PSK `identity`/`key`) answering with `rule`.
     #[cfg(feature = "dtls")]
     pub async fn start_secure(rule: Rule, identity: &str, key: &[u8]) -> Server {
+        Self::start_secure_with(rule, identity, key, lwm2m_dtls::ServerConfig::default()).await
+    }
+
+    /// Like [`Server::start_secure`] with DTLS parameters (e.g. the cipher suites it accepts).
+    #[cfg(feature = "dtls")]
+    pub async fn start_secure_with(rule: Rule, identity: &str, key: &[u8], config: lwm2m_dtls::ServerConfig) -> Server {
         use lwm2m_dtls::coap_layer::DtlsServerLayer;
-        use lwm2m_dtls::{DtlsServer, MemoryCredentialStore, ServerConfig};
+        use lwm2m_dtls::{DtlsServer, MemoryCredentialStore};
         let store = MemoryCredentialStore::new();
         store.add_psk(identity, key.to_vec());
-        let dtls = DtlsServer::new(ServerConfig::default(), std::sync::Arc::new(store)).expect("DTLS server");
+        let dtls = DtlsServer::new(config, std::sync::Arc::new(store)).expect("DTLS server");
         let socket = UdpEndpoint::bind_secure(
             "127.0.0.1:0".parse().unwrap(),
             EndpointConfig::default(),
