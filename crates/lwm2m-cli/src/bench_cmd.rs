@@ -406,7 +406,7 @@ impl Failure {
         match self {
             Failure::Timeout => "timeout".into(),
             Failure::Reset => "reset".into(),
-            Failure::Code(c) => match code_name(*c) {
+            Failure::Code(c) => match c.reason_phrase() {
                 Some(n) => format!("{c} {n}"),
                 None => c.to_string(),
             },
@@ -414,30 +414,6 @@ impl Failure {
             Failure::Other(e) => format!("error: {e}"),
         }
     }
-}
-
-fn code_name(c: Code) -> Option<&'static str> {
-    Some(match c {
-        Code::BAD_REQUEST => "Bad Request",
-        Code::UNAUTHORIZED => "Unauthorized",
-        Code::BAD_OPTION => "Bad Option",
-        Code::FORBIDDEN => "Forbidden",
-        Code::NOT_FOUND => "Not Found",
-        Code::METHOD_NOT_ALLOWED => "Method Not Allowed",
-        Code::NOT_ACCEPTABLE => "Not Acceptable",
-        Code::PRECONDITION_FAILED => "Precondition Failed",
-        Code::REQUEST_ENTITY_TOO_LARGE => "Request Entity Too Large",
-        Code::UNSUPPORTED_CONTENT_FORMAT => "Unsupported Content-Format",
-        Code::INTERNAL_SERVER_ERROR => "Internal Server Error",
-        Code::NOT_IMPLEMENTED => "Not Implemented",
-        Code::SERVICE_UNAVAILABLE => "Service Unavailable",
-        Code::GATEWAY_TIMEOUT => "Gateway Timeout",
-        Code::CREATED => "Created",
-        Code::DELETED => "Deleted",
-        Code::CHANGED => "Changed",
-        Code::CONTENT => "Content",
-        _ => return None,
-    })
 }
 
 /// One operation done by a worker.

@@ -162,6 +162,39 @@ impl Code {
     pub const RELEASE: Code = Code::new(7, 4);
     /// 7.05 Abort (RFC 8323, TCP only).
     pub const ABORT: Code = Code::new(7, 5);
+
+    /// The RFC 7252 / RFC 8132 name of a response code (`Some("Not Found")` for 4.04), `None` for requests,
+    /// signals and unassigned codes.
+    pub const fn reason_phrase(self) -> Option<&'static str> {
+        Some(match (self.class(), self.detail()) {
+            (2, 1) => "Created",
+            (2, 2) => "Deleted",
+            (2, 3) => "Valid",
+            (2, 4) => "Changed",
+            (2, 5) => "Content",
+            (2, 31) => "Continue",
+            (4, 0) => "Bad Request",
+            (4, 1) => "Unauthorized",
+            (4, 2) => "Bad Option",
+            (4, 3) => "Forbidden",
+            (4, 4) => "Not Found",
+            (4, 5) => "Method Not Allowed",
+            (4, 6) => "Not Acceptable",
+            (4, 8) => "Request Entity Incomplete",
+            (4, 9) => "Conflict",
+            (4, 12) => "Precondition Failed",
+            (4, 13) => "Request Entity Too Large",
+            (4, 15) => "Unsupported Content-Format",
+            (4, 22) => "Unprocessable Entity",
+            (5, 0) => "Internal Server Error",
+            (5, 1) => "Not Implemented",
+            (5, 2) => "Bad Gateway",
+            (5, 3) => "Service Unavailable",
+            (5, 4) => "Gateway Timeout",
+            (5, 5) => "Proxying Not Supported",
+            _ => return None,
+        })
+    }
 }
 
 impl fmt::Display for Code {
@@ -577,6 +610,19 @@ impl Message {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn reason_phrases_of_response_codes_only() {
+        assert_eq!(Code::NOT_FOUND.reason_phrase(), Some("Not Found"));
+        assert_eq!(Code::CONTINUE.reason_phrase(), Some("Continue"));
+        assert_eq!(
+            Code::PROXYING_NOT_SUPPORTED.reason_phrase(),
+            Some("Proxying Not Supported")
+        );
+        assert_eq!(Code::new(4, 29).reason_phrase(), None);
+        assert_eq!(Code::GET.reason_phrase(), None);
+        assert_eq!(Code::CSM.reason_phrase(), None);
+    }
 
     #[test]
     fn code_display_and_parts() {
